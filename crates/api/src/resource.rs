@@ -1,0 +1,789 @@
+//! Resources and their two written forms.
+//!
+//! Universal form (what `kumactl apply` and the REST API take): `type`, `name`, `mesh` at the top, and the spec
+//! either inline next to them (Kuma's proto-based kinds) or under `spec` (the newer targetRef policies).
+//! Kubernetes form: `apiVersion: kuma.io/v1alpha1`, `kind`, `metadata.name`, a top-level `mesh` (or the
+//! `kuma.io/mesh` label), and the spec under `spec`; Secrets are `v1/Secret` of type `system.kuma.io/secret`.
+//! Both forms decode to the same [`Resource`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::decode::{DecodeIssue, Decoder, Positions, UnknownFields};
+use crate::model::common::Tags;
+use crate::model::{
+    Dataplane, ExternalService, Mesh, MeshGateway, MeshGatewayConfig, MeshGatewayInstance, MeshGatewayRoute,
+    MeshHttpRoute, MeshTcpRoute, Secret,
+};
+use crate::path::Path;
+use crate::suggest::did_you_mean;
+use crate::yaml::{Node, Pos, Value, scalar_text};
+
+/// The mesh a resource belongs to when none is given.
+pub const DEFAULT_MESH: &str = "default";
+/// The Kubernetes API version of Kuma resources.
+pub const KUMA_API_VERSION: &str = "kuma.io/v1alpha1";
+/// The Kubernetes Secret type Kuma reads.
+pub const KUMA_SECRET_TYPE: &str = "system.kuma.io/secret";
+/// The label carrying the mesh of a Kubernetes object.
+pub const MESH_LABEL: &str = "kuma.io/mesh";
+
+/// The written form a resource came in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum Dialect {
+    /// `type` / `name` / `mesh`.
+    Universal,
+    /// `apiVersion` / `kind` / `metadata`.
+    Kubernetes,
+}
+
+/// Whether a kind lives in a mesh.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Belongs to one mesh.
+    Mesh,
+    /// Global (the Mesh itself).
+    Global,
+}
+
+/// How the Universal form carries the spec.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum UniversalSpec {
+    /// Spec fields next to `type`/`name`/`mesh` (proto-based kinds).
+    Inline,
+    /// Under `spec` (targetRef policies).
+    Nested,
+    /// The kind exists only on Kubernetes.
+    None,
+}
+
+/// A resource kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// `Mesh`.
+    Mesh,
+    /// `Dataplane`.
+    Dataplane,
+    /// `MeshGateway`.
+    MeshGateway,
+    /// `MeshGatewayRoute`.
+    MeshGatewayRoute,
+    /// `Secret`.
+    Secret,
+    /// `ExternalService`.
+    ExternalService,
+    /// `MeshHTTPRoute`.
+    MeshHttpRoute,
+    /// `MeshTCPRoute`.
+    MeshTcpRoute,
+    /// `MeshGatewayInstance` (Kubernetes only).
+    MeshGatewayInstance,
+    /// `MeshGatewayConfig` (Kubernetes only).
+    MeshGatewayConfig,
+    /// A Kuma kind meshgate recognises but does not interpret (yet); kept as written.
+    Opaque(&'static str),
+}
+
+/// The kinds meshgate models.
+pub const MODELLED_KINDS: &[Kind] = &[
+    Kind::Mesh,
+    Kind::Dataplane,
+    Kind::MeshGateway,
+    Kind::MeshGatewayRoute,
+    Kind::Secret,
+    Kind::ExternalService,
+    Kind::MeshHttpRoute,
+    Kind::MeshTcpRoute,
+    Kind::MeshGatewayInstance,
+    Kind::MeshGatewayConfig,
+];
+
+/// Kuma kinds written with an inline spec in Universal form that meshgate accepts without interpreting them.
+const OPAQUE_INLINE_KINDS: &[&str] = &[
+    "CircuitBreaker",
+    "FaultInjection",
+    "HealthCheck",
+    "ProxyTemplate",
+    "RateLimit",
+    "Retry",
+    "ServiceInsight",
+    "Timeout",
+    "TrafficLog",
+    "TrafficPermission",
+    "TrafficRoute",
+    "TrafficTrace",
+    "VirtualOutbound",
+    "ZoneEgress",
+    "ZoneIngress",
+];
+
+/// Kuma targetRef kinds (spec under `spec`) that meshgate accepts without interpreting them.
+const OPAQUE_NESTED_KINDS: &[&str] = &[
+    "MeshAccessLog",
+    "MeshCircuitBreaker",
+    "MeshExternalService",
+    "MeshFaultInjection",
+    "MeshHealthCheck",
+    "MeshIdentity",
+    "MeshLoadBalancingStrategy",
+    "MeshMetric",
+    "MeshMultiZoneService",
+    "MeshPassthrough",
+    "MeshProxyPatch",
+    "MeshRateLimit",
+    "MeshRetry",
+    "MeshService",
+    "MeshTLS",
+    "MeshTimeout",
+    "MeshTrace",
+    "MeshTrafficPermission",
+    "MeshTrust",
+];
+
+impl Kind {
+    /// The kind's name as written in `type:` / `kind:`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Mesh => "Mesh",
+            Kind::Dataplane => "Dataplane",
+            Kind::MeshGateway => "MeshGateway",
+            Kind::MeshGatewayRoute => "MeshGatewayRoute",
+            Kind::Secret => "Secret",
+            Kind::ExternalService => "ExternalService",
+            Kind::MeshHttpRoute => "MeshHTTPRoute",
+            Kind::MeshTcpRoute => "MeshTCPRoute",
+            Kind::MeshGatewayInstance => "MeshGatewayInstance",
+            Kind::MeshGatewayConfig => "MeshGatewayConfig",
+            Kind::Opaque(name) => name,
+        }
+    }
+
+    /// The kind with this name.
+    pub fn from_name(name: &str) -> Option<Kind> {
+        MODELLED_KINDS.iter().copied().find(|k| k.name() == name).or_else(|| {
+            OPAQUE_INLINE_KINDS.iter().chain(OPAQUE_NESTED_KINDS).find(|k| **k == name).map(|k| Kind::Opaque(k))
+        })
+    }
+
+    /// Every kind name, for suggestions.
+    pub fn all_names() -> impl Iterator<Item = &'static str> {
+        MODELLED_KINDS
+            .iter()
+            .map(|k| k.name())
+            .chain(OPAQUE_INLINE_KINDS.iter().copied())
+            .chain(OPAQUE_NESTED_KINDS.iter().copied())
+    }
+
+    /// Whether the kind lives in a mesh.
+    pub fn scope(self) -> Scope {
+        match self {
+            Kind::Mesh | Kind::MeshGatewayConfig => Scope::Global,
+            Kind::Opaque("ZoneIngress") => Scope::Global,
+            _ => Scope::Mesh,
+        }
+    }
+
+    fn universal_spec(self) -> UniversalSpec {
+        match self {
+            Kind::MeshHttpRoute | Kind::MeshTcpRoute => UniversalSpec::Nested,
+            Kind::MeshGatewayInstance | Kind::MeshGatewayConfig => UniversalSpec::None,
+            Kind::Opaque(name) if OPAQUE_NESTED_KINDS.contains(&name) => UniversalSpec::Nested,
+            _ => UniversalSpec::Inline,
+        }
+    }
+
+    /// Whether meshgate interprets this kind (opaque kinds are accepted and kept, but have no effect).
+    pub fn is_modelled(self) -> bool {
+        !matches!(self, Kind::Opaque(_))
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A resource's identity and labels.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Meta {
+    /// The name.
+    pub name: String,
+    /// The mesh (empty for global kinds).
+    pub mesh: String,
+    /// The Kubernetes namespace, when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Labels.
+    #[serde(skip_serializing_if = "Tags::is_empty")]
+    pub labels: Tags,
+    /// The form the resource was written in.
+    pub dialect: Dialect,
+}
+
+/// A resource's spec.
+#[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::large_enum_variant)]
+pub enum Spec {
+    /// A mesh.
+    Mesh(Mesh),
+    /// A dataplane.
+    Dataplane(Dataplane),
+    /// A gateway.
+    MeshGateway(MeshGateway),
+    /// A gateway route.
+    MeshGatewayRoute(MeshGatewayRoute),
+    /// A secret.
+    Secret(Secret),
+    /// An external service.
+    ExternalService(ExternalService),
+    /// An HTTP route (targetRef).
+    MeshHttpRoute(MeshHttpRoute),
+    /// A TCP route (targetRef).
+    MeshTcpRoute(MeshTcpRoute),
+    /// A gateway instance (Kubernetes).
+    MeshGatewayInstance(MeshGatewayInstance),
+    /// A gateway config (Kubernetes).
+    MeshGatewayConfig(MeshGatewayConfig),
+    /// A recognised kind that meshgate does not interpret; its spec as written.
+    Opaque(&'static str, serde_json::Value),
+}
+
+/// A decoded resource.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Resource {
+    /// Identity.
+    pub meta: Meta,
+    /// Content.
+    pub spec: Spec,
+}
+
+impl Resource {
+    /// The kind.
+    pub fn kind(&self) -> Kind {
+        match &self.spec {
+            Spec::Mesh(_) => Kind::Mesh,
+            Spec::Dataplane(_) => Kind::Dataplane,
+            Spec::MeshGateway(_) => Kind::MeshGateway,
+            Spec::MeshGatewayRoute(_) => Kind::MeshGatewayRoute,
+            Spec::Secret(_) => Kind::Secret,
+            Spec::ExternalService(_) => Kind::ExternalService,
+            Spec::MeshHttpRoute(_) => Kind::MeshHttpRoute,
+            Spec::MeshTcpRoute(_) => Kind::MeshTcpRoute,
+            Spec::MeshGatewayInstance(_) => Kind::MeshGatewayInstance,
+            Spec::MeshGatewayConfig(_) => Kind::MeshGatewayConfig,
+            Spec::Opaque(kind, _) => Kind::Opaque(kind),
+        }
+    }
+
+    /// `Kind name` for messages, e.g. `MeshGateway edge-gateway`.
+    pub fn describe(&self) -> String {
+        describe(self.kind().name(), &self.meta.name)
+    }
+
+    /// The spec as JSON (camelCase field names, defaults left out).
+    pub fn spec_json(&self) -> serde_json::Value {
+        let value = match &self.spec {
+            Spec::Mesh(s) => serde_json::to_value(s),
+            Spec::Dataplane(s) => serde_json::to_value(s),
+            Spec::MeshGateway(s) => serde_json::to_value(s),
+            Spec::MeshGatewayRoute(s) => serde_json::to_value(s),
+            Spec::Secret(s) => serde_json::to_value(s),
+            Spec::ExternalService(s) => serde_json::to_value(s),
+            Spec::MeshHttpRoute(s) => serde_json::to_value(s),
+            Spec::MeshTcpRoute(s) => serde_json::to_value(s),
+            Spec::MeshGatewayInstance(s) => serde_json::to_value(s),
+            Spec::MeshGatewayConfig(s) => serde_json::to_value(s),
+            Spec::Opaque(_, v) => Ok(v.clone()),
+        };
+        value.unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The resource in Universal form as JSON (`type`, `name`, `mesh`, and the spec inline or under `spec`).
+    pub fn to_universal_json(&self) -> serde_json::Value {
+        let mut out = serde_json::Map::new();
+        out.insert("type".into(), self.kind().name().into());
+        if self.kind().scope() == Scope::Mesh {
+            out.insert("mesh".into(), self.meta.mesh.clone().into());
+        }
+        out.insert("name".into(), self.meta.name.clone().into());
+        if !self.meta.labels.is_empty() {
+            out.insert("labels".into(), serde_json::to_value(&self.meta.labels).unwrap_or_default());
+        }
+        let spec = self.spec_json();
+        match self.kind().universal_spec() {
+            UniversalSpec::Inline => {
+                if let serde_json::Value::Object(fields) = spec {
+                    out.extend(fields);
+                }
+            }
+            UniversalSpec::Nested | UniversalSpec::None => {
+                out.insert("spec".into(), spec);
+            }
+        }
+        serde_json::Value::Object(out)
+    }
+}
+
+/// `Kind name` (or `Kind <unnamed>`).
+pub fn describe(kind: &str, name: &str) -> String {
+    if name.is_empty() { format!("{kind} <unnamed>") } else { format!("{kind} {name}") }
+}
+
+/// A decoded document: the resource and where its fields are.
+#[derive(Clone, Debug)]
+pub struct Decoded {
+    /// The resource.
+    pub resource: Resource,
+    /// Positions of its fields (spec paths as Kuma writes them; `name` and `mesh` for the envelope).
+    pub positions: Positions,
+}
+
+/// A document that could not be decoded into a resource.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DocumentError {
+    /// The kind, if the document said which.
+    pub kind: Option<String>,
+    /// The name, if the document gave one.
+    pub name: Option<String>,
+    /// Every problem found.
+    pub issues: Vec<DecodeIssue>,
+}
+
+impl DocumentError {
+    /// `Kind name` as far as known, e.g. `MeshGateway edge` or `document`.
+    pub fn describe(&self) -> String {
+        match &self.kind {
+            Some(kind) => describe(kind, self.name.as_deref().unwrap_or_default()),
+            None => "document".to_owned(),
+        }
+    }
+}
+
+const UNIVERSAL_ENVELOPE: &[&str] = &["type", "name", "mesh", "labels", "creationTime", "modificationTime", "kri"];
+const K8S_ENVELOPE: &[&str] = &["apiVersion", "kind", "metadata", "mesh", "spec", "status"];
+const K8S_METADATA: &[&str] = &[
+    "name",
+    "namespace",
+    "labels",
+    "annotations",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "managedFields",
+    "ownerReferences",
+    "finalizers",
+    "generateName",
+    "selfLink",
+];
+const K8S_SECRET_ENVELOPE: &[&str] = &["apiVersion", "kind", "metadata", "type", "data", "stringData", "immutable"];
+
+/// Decodes one YAML document into a resource.
+pub fn decode_document(node: &Node, unknown_fields: UnknownFields) -> Result<Decoded, DocumentError> {
+    let dec = Decoder::new(unknown_fields, node.pos);
+    let fail = |kind: Option<&str>, name: Option<&str>, issues: Vec<DecodeIssue>| DocumentError {
+        kind: kind.map(str::to_owned),
+        name: name.map(str::to_owned),
+        issues,
+    };
+    let Some(entries) = node.as_map() else {
+        let issue = DecodeIssue {
+            path: Path::root(),
+            pos: node.pos,
+            message: format!(
+                "a resource must be a mapping with `type` (Universal form) or `apiVersion` and `kind` (Kubernetes form), found {}",
+                node.value.type_name()
+            ),
+        };
+        return Err(fail(None, None, vec![issue]));
+    };
+    for (key, _) in entries {
+        if key.as_str().is_none() {
+            let issue = DecodeIssue {
+                path: Path::root(),
+                pos: key.pos,
+                message: format!("field names must be strings, found {} `{}`", key.value.type_name(), scalar_text(key)),
+            };
+            return Err(fail(None, None, vec![issue]));
+        }
+    }
+    let resource = if node.get("apiVersion").is_some() || node.get("kind").is_some() {
+        decode_kubernetes(node, entries, &dec)?
+    } else if node.get("type").is_some() {
+        decode_universal(node, entries, &dec)?
+    } else {
+        let issue = DecodeIssue {
+            path: Path::root(),
+            pos: node.pos,
+            message: "not a resource: missing `type` (Universal form) or `apiVersion` and `kind` (Kubernetes form)"
+                .into(),
+        };
+        return Err(fail(None, None, vec![issue]));
+    };
+    Ok(Decoded { resource, positions: dec.into_positions() })
+}
+
+fn envelope_string(dec: &Decoder, node: &Node, field: &str, path: &Path) -> Option<String> {
+    let value = node.get(field)?;
+    dec.record(path, value.pos);
+    match &value.value {
+        Value::Str(s) => Some(s.clone()),
+        Value::Null => None,
+        other => {
+            dec.report(path.clone(), value.pos, format!("expected a string, found {}", other.type_name()));
+            None
+        }
+    }
+}
+
+fn envelope_labels(dec: &Decoder, node: Option<&Node>, path: &Path) -> Tags {
+    let mut labels = BTreeMap::new();
+    let Some(node) = node else { return labels };
+    dec.record(path, node.pos);
+    match &node.value {
+        Value::Null => {}
+        Value::Map(entries) => {
+            for (k, v) in entries {
+                let key = scalar_text(k);
+                match &v.value {
+                    Value::Str(s) => {
+                        labels.insert(key, s.clone());
+                    }
+                    other => dec.report(
+                        path.key(&key),
+                        v.pos,
+                        format!(
+                            "expected a string, found {} `{}` (quote it to make it a string)",
+                            other.type_name(),
+                            scalar_text(v)
+                        ),
+                    ),
+                }
+            }
+        }
+        other => dec.report(path.clone(), node.pos, format!("expected a mapping, found {}", other.type_name())),
+    }
+    labels
+}
+
+fn unknown_key(dec: &Decoder, path: &Path, key: &Node, allowed: &[&str]) {
+    let name = scalar_text(key);
+    let message = match did_you_mean(&name, allowed.iter().copied()) {
+        Some(best) => format!("unknown field `{name}`, did you mean `{best}`?"),
+        None => format!(
+            "unknown field `{name}`, expected one of {}",
+            allowed.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")
+        ),
+    };
+    dec.report(path.field(&name), key.pos, message);
+}
+
+fn resolve_kind(dec: &Decoder, written: &str, path: &Path, pos: Pos) -> Option<Kind> {
+    let kind = Kind::from_name(written);
+    if kind.is_none() {
+        let message = match did_you_mean(written, Kind::all_names()) {
+            Some(best) => format!("unknown resource kind \"{written}\", did you mean \"{best}\"?"),
+            None => format!(
+                "unknown resource kind \"{written}\" (meshgate reads {})",
+                MODELLED_KINDS.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ")
+            ),
+        };
+        dec.report(path.clone(), pos, message);
+    }
+    kind
+}
+
+fn decode_universal(node: &Node, entries: &[(Node, Node)], dec: &Decoder) -> Result<Resource, DocumentError> {
+    let type_path = Path::rooted_at("type");
+    let written_kind = envelope_string(dec, node, "type", &type_path).unwrap_or_default();
+    let name = envelope_string(dec, node, "name", &Path::rooted_at("name")).unwrap_or_default();
+    let mesh = envelope_string(dec, node, "mesh", &Path::rooted_at("mesh"));
+    let labels = envelope_labels(dec, node.get("labels"), &Path::rooted_at("labels"));
+    for field in ["creationTime", "modificationTime", "kri"] {
+        let _ = envelope_string(dec, node, field, &Path::rooted_at(field));
+    }
+    let type_pos = node.get("type").map_or(node.pos, |n| n.pos);
+    let kind = resolve_kind(dec, &written_kind, &type_path, type_pos);
+    let error = |dec: &Decoder| DocumentError {
+        kind: Some(written_kind.clone()),
+        name: Some(name.clone()),
+        issues: dec.take_issues(),
+    };
+    let Some(kind) = kind else { return Err(error(dec)) };
+
+    let spec_node = match kind.universal_spec() {
+        UniversalSpec::None => {
+            dec.report(
+                type_path,
+                type_pos,
+                format!("{} exists only in Kubernetes form (apiVersion: {KUMA_API_VERSION})", kind.name()),
+            );
+            return Err(error(dec));
+        }
+        UniversalSpec::Inline => {
+            // Everything that is not envelope is spec. For a global kind `mesh` is not envelope either.
+            let is_envelope =
+                |k: &str| UNIVERSAL_ENVELOPE.contains(&k) && !(k == "mesh" && kind.scope() == Scope::Global);
+            let rest: Vec<(Node, Node)> =
+                entries.iter().filter(|(k, _)| !k.as_str().is_some_and(is_envelope)).cloned().collect();
+            Node { pos: node.pos, value: Value::Map(rest) }
+        }
+        UniversalSpec::Nested => {
+            let mut allowed: Vec<&str> = UNIVERSAL_ENVELOPE.to_vec();
+            allowed.push("spec");
+            for (key, _) in entries {
+                if !key.as_str().is_some_and(|k| allowed.contains(&k)) {
+                    unknown_key(dec, &Path::root(), key, &allowed);
+                }
+            }
+            node.get("spec").cloned().unwrap_or(Node { pos: node.pos, value: Value::Null })
+        }
+    };
+    let mesh = match kind.scope() {
+        Scope::Global => String::new(),
+        Scope::Mesh => mesh.filter(|m| !m.is_empty()).unwrap_or_else(|| DEFAULT_MESH.to_owned()),
+    };
+    let spec = decode_spec(kind, dec, &spec_node);
+    let meta = Meta { name: name.clone(), mesh, namespace: None, labels, dialect: Dialect::Universal };
+    finish(dec, spec, meta, &written_kind, &name, kind.universal_spec() == UniversalSpec::Inline)
+}
+
+fn decode_kubernetes(node: &Node, entries: &[(Node, Node)], dec: &Decoder) -> Result<Resource, DocumentError> {
+    let api_version = envelope_string(dec, node, "apiVersion", &Path::rooted_at("apiVersion")).unwrap_or_default();
+    let kind_path = Path::rooted_at("kind");
+    let written_kind = envelope_string(dec, node, "kind", &kind_path).unwrap_or_default();
+    let kind_pos = node.get("kind").map_or(node.pos, |n| n.pos);
+
+    // metadata
+    let meta_path = Path::rooted_at("metadata");
+    let metadata = node.get("metadata");
+    let mut name = String::new();
+    let mut namespace = None;
+    let mut labels = Tags::new();
+    match metadata {
+        Some(md) if md.as_map().is_some() => {
+            for (key, _) in md.as_map().unwrap_or_default() {
+                if !key.as_str().is_some_and(|k| K8S_METADATA.contains(&k)) {
+                    unknown_key(dec, &meta_path, key, K8S_METADATA);
+                }
+            }
+            if let Some(n) = md.get("name") {
+                // Kuma reports the name as `name`, whichever form it came in.
+                dec.record(&Path::rooted_at("name"), n.pos);
+            }
+            name = envelope_string(dec, md, "name", &meta_path.field("name")).unwrap_or_default();
+            namespace = envelope_string(dec, md, "namespace", &meta_path.field("namespace"));
+            labels = envelope_labels(dec, md.get("labels"), &meta_path.field("labels"));
+            let _annotations = envelope_labels(dec, md.get("annotations"), &meta_path.field("annotations"));
+        }
+        Some(md) if md.value != Value::Null => {
+            dec.report(meta_path.clone(), md.pos, format!("expected a mapping, found {}", md.value.type_name()));
+        }
+        _ => dec.report(meta_path.clone(), node.pos, "missing `metadata` (with at least `name`)"),
+    }
+    let error = |dec: &Decoder| DocumentError {
+        kind: Some(written_kind.clone()),
+        name: Some(name.clone()),
+        issues: dec.take_issues(),
+    };
+
+    // Kubernetes Secret: a different envelope.
+    if api_version == "v1" && written_kind == "Secret" {
+        return decode_kubernetes_secret(node, entries, dec, name, namespace, labels);
+    }
+    if api_version != KUMA_API_VERSION {
+        let pos = node.get("apiVersion").map_or(node.pos, |n| n.pos);
+        let message = if api_version.is_empty() {
+            format!("missing `apiVersion` (Kuma resources use {KUMA_API_VERSION})")
+        } else if Kind::from_name(&written_kind).is_some() {
+            format!(
+                "unsupported apiVersion \"{api_version}\" for {written_kind}; Kuma resources use {KUMA_API_VERSION}"
+            )
+        } else {
+            format!("not a Kuma resource (apiVersion \"{api_version}\", kind \"{written_kind}\")")
+        };
+        dec.report(Path::rooted_at("apiVersion"), pos, message);
+        return Err(error(dec));
+    }
+    let Some(kind) = resolve_kind(dec, &written_kind, &kind_path, kind_pos) else { return Err(error(dec)) };
+    if kind == Kind::Secret {
+        dec.report(
+            kind_path,
+            kind_pos,
+            format!(
+                "on Kubernetes a Secret is a `v1` Secret of type {KUMA_SECRET_TYPE} with the data under `data.value`"
+            ),
+        );
+        return Err(error(dec));
+    }
+    for (key, _) in entries {
+        if !key.as_str().is_some_and(|k| K8S_ENVELOPE.contains(&k)) {
+            unknown_key(dec, &Path::root(), key, K8S_ENVELOPE);
+        }
+    }
+    let top_mesh = envelope_string(dec, node, "mesh", &Path::rooted_at("mesh"));
+    let mesh = match kind.scope() {
+        Scope::Global => {
+            if let Some(m) = node.get("mesh") {
+                dec.report(
+                    Path::rooted_at("mesh"),
+                    m.pos,
+                    format!("{} is not mesh-scoped: remove `mesh`", kind.name()),
+                );
+            }
+            String::new()
+        }
+        Scope::Mesh => resolve_k8s_mesh(dec, node, top_mesh, &labels),
+    };
+    let spec_node = node.get("spec").cloned().unwrap_or(Node { pos: node.pos, value: Value::Null });
+    let spec = decode_spec(kind, dec, &spec_node);
+    let meta = Meta { name: name.clone(), mesh, namespace, labels, dialect: Dialect::Kubernetes };
+    finish(dec, spec, meta, &written_kind, &name, false)
+}
+
+fn resolve_k8s_mesh(dec: &Decoder, node: &Node, top: Option<String>, labels: &Tags) -> String {
+    let label = labels.get(MESH_LABEL).filter(|m| !m.is_empty());
+    match (top.filter(|m| !m.is_empty()), label) {
+        (Some(top), Some(label)) if &top != label => {
+            let pos = node.get("mesh").map_or(node.pos, |n| n.pos);
+            dec.report(
+                Path::rooted_at("mesh"),
+                pos,
+                format!("mesh \"{top}\" disagrees with the {MESH_LABEL} label \"{label}\""),
+            );
+            top
+        }
+        (Some(top), _) => top,
+        (None, Some(label)) => label.clone(),
+        (None, None) => DEFAULT_MESH.to_owned(),
+    }
+}
+
+fn decode_kubernetes_secret(
+    node: &Node,
+    entries: &[(Node, Node)],
+    dec: &Decoder,
+    name: String,
+    namespace: Option<String>,
+    labels: Tags,
+) -> Result<Resource, DocumentError> {
+    for (key, _) in entries {
+        if !key.as_str().is_some_and(|k| K8S_SECRET_ENVELOPE.contains(&k)) {
+            unknown_key(dec, &Path::root(), key, K8S_SECRET_ENVELOPE);
+        }
+    }
+    let secret_type = envelope_string(dec, node, "type", &Path::rooted_at("type")).unwrap_or_default();
+    if secret_type != KUMA_SECRET_TYPE {
+        let pos = node.get("type").map_or(node.pos, |n| n.pos);
+        dec.report(
+            Path::rooted_at("type"),
+            pos,
+            format!(
+                "a Kubernetes Secret is a Kuma secret only with `type: {KUMA_SECRET_TYPE}` (found \"{secret_type}\")"
+            ),
+        );
+    }
+    let mut data = None;
+    for (field, base64) in [("data", true), ("stringData", false)] {
+        let Some(map) = node.get(field) else { continue };
+        let path = Path::rooted_at(field);
+        dec.record(&path, map.pos);
+        let Some(items) = map.as_map() else {
+            dec.report(path, map.pos, format!("expected a mapping, found {}", map.value.type_name()));
+            continue;
+        };
+        for (k, v) in items {
+            let key = scalar_text(k);
+            if key != "value" {
+                dec.report(
+                    path.key(&key),
+                    k.pos,
+                    format!("unknown key \"{key}\": Kuma reads the secret from the key \"value\""),
+                );
+                continue;
+            }
+            // Kuma reports secret problems at `data`.
+            dec.record(&Path::rooted_at("data"), v.pos);
+            match v.as_str() {
+                Some(s) if base64 => match crate::model::common::Base64Bytes::decode(s) {
+                    Ok(bytes) => data = Some(bytes),
+                    Err(e) => dec.report(path.key("value"), v.pos, e),
+                },
+                Some(s) => data = Some(crate::model::common::Base64Bytes(s.as_bytes().to_vec())),
+                None => {
+                    dec.report(path.key("value"), v.pos, format!("expected a string, found {}", v.value.type_name()))
+                }
+            }
+        }
+    }
+    let mut mesh = resolve_k8s_mesh(dec, node, None, &labels);
+    if mesh.is_empty() {
+        mesh = DEFAULT_MESH.to_owned();
+    }
+    let meta = Meta { name: name.clone(), mesh, namespace, labels, dialect: Dialect::Kubernetes };
+    finish(dec, Some(Spec::Secret(Secret { data })), meta, "Secret", &name, false)
+}
+
+fn decode_spec(kind: Kind, dec: &Decoder, node: &Node) -> Option<Spec> {
+    // Kuma reports targetRef policies' paths from `spec`, and the proto-based kinds' paths from the spec root.
+    let root = if kind.universal_spec() == UniversalSpec::Nested { Path::rooted_at("spec") } else { Path::root() };
+    let spec = match kind {
+        Kind::Mesh => dec.decode(node, &root).map(Spec::Mesh),
+        Kind::Dataplane => dec.decode(node, &root).map(Spec::Dataplane),
+        Kind::MeshGateway => dec.decode(node, &root).map(Spec::MeshGateway),
+        Kind::MeshGatewayRoute => dec.decode(node, &root).map(Spec::MeshGatewayRoute),
+        Kind::Secret => dec.decode(node, &root).map(Spec::Secret),
+        Kind::ExternalService => dec.decode(node, &root).map(Spec::ExternalService),
+        Kind::MeshHttpRoute => dec.decode(node, &root).map(Spec::MeshHttpRoute),
+        Kind::MeshTcpRoute => dec.decode(node, &root).map(Spec::MeshTcpRoute),
+        Kind::MeshGatewayInstance => dec.decode(node, &root).map(Spec::MeshGatewayInstance),
+        Kind::MeshGatewayConfig => dec.decode(node, &root).map(Spec::MeshGatewayConfig),
+        Kind::Opaque(name) => match &node.value {
+            Value::Map(_) | Value::Null => Ok(Spec::Opaque(name, node.to_json())),
+            other => {
+                dec.report(root, node.pos, format!("expected a mapping, found {}", other.type_name()));
+                return None;
+            }
+        },
+    };
+    match spec {
+        Ok(spec) => Some(spec),
+        Err(issues) => {
+            for issue in issues {
+                dec.report(issue.path, issue.pos, issue.message);
+            }
+            None
+        }
+    }
+}
+
+fn finish(
+    dec: &Decoder,
+    spec: Option<Spec>,
+    meta: Meta,
+    written_kind: &str,
+    name: &str,
+    inline_spec: bool,
+) -> Result<Resource, DocumentError> {
+    let mut issues = dec.take_issues();
+    if inline_spec {
+        // An unknown top-level field of an inline spec may be a misspelt envelope field (`nmae`).
+        for issue in &mut issues {
+            if let [crate::path::Segment::Field(field)] = issue.path.segments()
+                && issue.message.starts_with("unknown field")
+                && let Some(best) = did_you_mean(field, UNIVERSAL_ENVELOPE.iter().copied())
+            {
+                issue.message = format!("unknown field `{field}`, did you mean `{best}`?");
+            }
+        }
+    }
+    match spec {
+        Some(spec) if issues.is_empty() => Ok(Resource { meta, spec }),
+        _ => Err(DocumentError { kind: Some(written_kind.to_owned()), name: Some(name.to_owned()), issues }),
+    }
+}
