@@ -9,7 +9,7 @@ use std::path::{Path as FsPath, PathBuf};
 use crate::decode::UnknownFields;
 use crate::model::mesh::Mesh;
 use crate::path::Path;
-use crate::resource::{Decoded, Kind, Resource, Spec, decode_document};
+use crate::resource::{DEFAULT_MESH, Decoded, Kind, Resource, Spec, decode_document};
 use crate::validate::extra::{Lookup, extra};
 use crate::validate::{Violation, validate};
 use crate::yaml::{MAX_INPUT_BYTES, Pos, parse_documents};
@@ -251,6 +251,11 @@ impl<'a> ResourceSet<'a> {
 
     /// Every problem: Kuma's validation, the extra checks, references, and resources defined twice.
     pub fn check(&self) -> Vec<Problem> {
+        self.check_with(true)
+    }
+
+    /// Like [`ResourceSet::check`]; with `references` false, nothing is looked up in other resources or files.
+    pub fn check_with(&self, references: bool) -> Vec<Problem> {
         let mut problems = Vec::new();
         let mut first: BTreeMap<(Kind, &str, &str), &Loaded> = BTreeMap::new();
         for item in self.items {
@@ -258,8 +263,18 @@ impl<'a> ResourceSet<'a> {
             for v in validate(r) {
                 problems.push(item.violation(v));
             }
-            for v in extra(r, self, true) {
+            for v in extra(r, self, references) {
                 problems.push(item.violation(v));
+            }
+            let scoped = r.kind().scope() == crate::resource::Scope::Mesh;
+            if references && scoped && r.meta.mesh != DEFAULT_MESH && !self.meshes.contains_key(r.meta.mesh.as_str()) {
+                problems.push(item.problem(
+                    Path::rooted_at("mesh"),
+                    format!(
+                        "mesh \"{}\" does not exist (only mesh \"{DEFAULT_MESH}\" exists without a Mesh resource)",
+                        r.meta.mesh
+                    ),
+                ));
             }
             let key = (r.kind(), r.meta.mesh.as_str(), r.meta.name.as_str());
             if let Some(earlier) = first.get(&key) {

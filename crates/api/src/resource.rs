@@ -787,3 +787,164 @@ fn finish(
         _ => Err(DocumentError { kind: Some(written_kind.to_owned()), name: Some(name.to_owned()), issues }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::yaml::parse_documents;
+
+    fn decode(text: &str) -> Resource {
+        let doc = parse_documents(text).unwrap().remove(0);
+        match decode_document(&doc, UnknownFields::Deny) {
+            Ok(d) => d.resource,
+            Err(e) => panic!("{:?}", e.issues),
+        }
+    }
+
+    fn decode_err(text: &str) -> Vec<String> {
+        let doc = parse_documents(text).unwrap().remove(0);
+        decode_document(&doc, UnknownFields::Deny).unwrap_err().issues.iter().map(ToString::to_string).collect()
+    }
+
+    const UNIVERSAL_GW: &str = r#"
+type: MeshGateway
+mesh: default
+name: edge-gateway
+selectors: [{match: {kuma.io/service: edge-gateway}}]
+tags: {product: edge}
+conf:
+  listeners:
+  - {port: 8080, protocol: HTTP, hostname: foo.example.com, tags: {vhost: foo}}
+  - port: 8443
+    protocol: HTTPS
+    hostname: foo.example.com
+    crossMesh: false
+    tls: {mode: TERMINATE, certificates: [{secret: foo-cert}, {inlineString: "pem"}]}
+    resources: {connectionLimit: 1000}
+"#;
+
+    const KUBERNETES_GW: &str = r#"
+apiVersion: kuma.io/v1alpha1
+kind: MeshGateway
+mesh: default
+metadata:
+  name: edge-gateway
+spec:
+  selectors: [{match: {kuma.io/service: edge-gateway}}]
+  tags: {product: edge}
+  conf:
+    listeners:
+    - {port: 8080, protocol: HTTP, hostname: foo.example.com, tags: {vhost: foo}}
+    - port: 8443
+      protocol: HTTPS
+      hostname: foo.example.com
+      cross_mesh: false
+      tls: {mode: TERMINATE, certificates: [{secret: foo-cert}, {inline_string: "pem"}]}
+      resources: {connection_limit: 1000}
+"#;
+
+    #[test]
+    fn universal_and_kubernetes_forms_decode_to_the_same_resource() {
+        let u = decode(UNIVERSAL_GW);
+        let k = decode(KUBERNETES_GW);
+        assert_eq!(u.spec, k.spec);
+        assert_eq!((u.meta.name.as_str(), u.meta.mesh.as_str()), (k.meta.name.as_str(), k.meta.mesh.as_str()));
+        assert_eq!(u.meta.dialect, Dialect::Universal);
+        assert_eq!(k.meta.dialect, Dialect::Kubernetes);
+        // And the Universal JSON of either decodes back to the same spec.
+        let json = serde_json::to_string(&u.to_universal_json()).unwrap();
+        assert_eq!(decode(&json).spec, u.spec);
+    }
+
+    #[test]
+    fn snake_and_camel_spellings_decode_identically() {
+        let camel = r#"
+type: MeshGatewayRoute
+name: r
+selectors: [{match: {kuma.io/service: gw}}]
+conf:
+  http:
+    rules:
+    - matches: [{path: {match: PREFIX, value: /api}, queryParameters: [{name: a, value: b}]}]
+      filters:
+      - requestHeader: {set: [{name: x, value: y}]}
+      - rewrite: {replacePrefixMatch: /, hostToBackendHostname: true}
+      - redirect: {statusCode: 301}
+      backends: [{weight: 1, destination: {kuma.io/service: api}}]
+"#;
+        let snake = camel
+            .replace("queryParameters", "query_parameters")
+            .replace("requestHeader", "request_header")
+            .replace("replacePrefixMatch", "replace_prefix_match")
+            .replace("hostToBackendHostname", "host_to_backend_hostname")
+            .replace("statusCode", "status_code");
+        assert_ne!(camel, snake);
+        assert_eq!(decode(camel), decode(&snake));
+    }
+
+    #[test]
+    fn secrets_in_both_forms() {
+        let u = decode("type: Secret\nname: s\nmesh: m1\ndata: aGVsbG8=\n");
+        let k = decode(
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: kuma-system, labels: {kuma.io/mesh: m1}}\ntype: system.kuma.io/secret\ndata: {value: aGVsbG8=}\n",
+        );
+        assert_eq!(u.spec, k.spec);
+        assert_eq!(u.meta.mesh, "m1");
+        assert_eq!(k.meta.mesh, "m1");
+        let Spec::Secret(s) = &k.spec else { panic!() };
+        assert_eq!(s.data.as_ref().unwrap().0, b"hello");
+        assert_eq!(
+            decode_err("apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ntype: Opaque\ndata: {value: aGk=}\n"),
+            vec!["type: a Kubernetes Secret is a Kuma secret only with `type: system.kuma.io/secret` (found \"Opaque\")"]
+        );
+    }
+
+    #[test]
+    fn mesh_defaults_and_labels() {
+        assert_eq!(decode("type: MeshGateway\nname: g\n").meta.mesh, "default");
+        let k = decode("apiVersion: kuma.io/v1alpha1\nkind: MeshHTTPRoute\nmetadata: {name: r, labels: {kuma.io/mesh: m2}}\nspec: {}\n");
+        assert_eq!(k.meta.mesh, "m2");
+        assert_eq!(
+            decode_err("apiVersion: kuma.io/v1alpha1\nkind: MeshGateway\nmesh: a\nmetadata: {name: g, labels: {kuma.io/mesh: b}}\n"),
+            vec!["mesh: mesh \"a\" disagrees with the kuma.io/mesh label \"b\""]
+        );
+        assert_eq!(decode("type: Mesh\nname: default\n").meta.mesh, "");
+    }
+
+    #[test]
+    fn envelope_errors() {
+        assert_eq!(decode_err("type: MeshGateway\nnme: g\n"), vec!["nme: unknown field `nme`, did you mean `name`?"]);
+        assert_eq!(
+            decode_err("type: MeshHTTPRoute\nname: r\nspek: {}\n"),
+            vec!["spek: unknown field `spek`, did you mean `spec`?"]
+        );
+        assert_eq!(
+            decode_err("apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: g}\n"),
+            vec!["apiVersion: not a Kuma resource (apiVersion \"gateway.networking.k8s.io/v1\", kind \"Gateway\")"]
+        );
+        assert_eq!(
+            decode_err("type: MeshGatewayInstance\nname: i\n"),
+            vec!["type: MeshGatewayInstance exists only in Kubernetes form (apiVersion: kuma.io/v1alpha1)"]
+        );
+        assert_eq!(
+            decode_err("apiVersion: kuma.io/v1alpha1\nkind: MeshGateway\nmetadata: {name: g, nmespace: x}\n"),
+            vec!["metadata.nmespace: unknown field `nmespace`, did you mean `namespace`?"]
+        );
+    }
+
+    #[test]
+    fn targetref_policy_paths_start_at_spec() {
+        let doc = parse_documents("type: MeshHTTPRoute\nname: r\nspec:\n  to:\n  - targetRef: {kind: Mesh}\n    rulez: []\n").unwrap().remove(0);
+        let err = decode_document(&doc, UnknownFields::Deny).unwrap_err();
+        assert_eq!(err.issues[0].path.to_string(), "spec.to[0].rulez");
+        assert_eq!(err.issues[0].pos, crate::yaml::Pos::new(6, 5));
+    }
+
+    #[test]
+    fn opaque_kinds_are_kept() {
+        let r = decode("type: MeshTimeout\nname: t\nmesh: default\nspec: {targetRef: {kind: Mesh}}\n");
+        assert_eq!(r.kind(), Kind::Opaque("MeshTimeout"));
+        assert!(!r.kind().is_modelled());
+        assert_eq!(r.spec_json()["targetRef"]["kind"], "Mesh");
+    }
+}

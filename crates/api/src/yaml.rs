@@ -189,6 +189,8 @@ fn parse_options() -> Options {
     let mut options = Options::default();
     options.duplicate_keys = DuplicateKeyPolicy::Error;
     options.with_snippet = false;
+    // YAML 1.2 booleans: only true/false. (YAML 1.1 read `y`, `on`, `no` as booleans: the "Norway problem".)
+    options.strict_booleans = true;
     let mut budget = Budget::default();
     // Kuma resources nest about a dozen levels deep; the limit keeps recursion (and the stack) small.
     budget.max_depth = MAX_DEPTH;
@@ -227,6 +229,11 @@ fn clean_message(raw: &str) -> String {
     }
     let msg = msg.split(", set DuplicateKeyPolicy").next().unwrap_or(msg);
     let msg = msg.split(" (set ").next().unwrap_or(msg);
+    // "... at line 1, column 4": the caller prints the position.
+    let msg = match msg.rfind(" at line ") {
+        Some(i) if msg[i..].contains("column") => &msg[..i],
+        _ => msg,
+    };
     msg.to_owned()
 }
 

@@ -1,1 +1,62 @@
-fn main() {}
+//! `meshgate`: Kuma's builtin gateway, rebuilt in Rust. This binary wires the crates together behind a
+//! kumactl-like command line; it holds no gateway logic of its own.
+
+mod generate;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Kuma's builtin gateway (MeshGateway, MeshGatewayRoute, MeshHTTPRoute ...) as a standalone Rust gateway.
+#[derive(Debug, Parser)]
+#[command(name = "meshgate", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check Kuma resource files offline, with Kuma's field paths and messages.
+    ///
+    /// Reads every *.yaml / *.yml file under each PATH (a file, a directory, or `-` for standard input), in
+    /// Universal or Kubernetes form, several documents per file. Prints one line per problem,
+    /// `FILE:LINE:COL: <Kind> <name>: <field path>: <message>`, and exits 1 if there is any.
+    Validate {
+        /// Files or directories to check (`-` reads standard input).
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// Do not check references between resources (a listener's Secret, a cross-mesh gateway's Mesh).
+        #[arg(long)]
+        no_references: bool,
+    },
+    /// Generate files (certificates).
+    #[command(subcommand)]
+    Generate(GenerateCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum GenerateCommand {
+    /// Generate a self-signed key and certificate (kumactl-compatible), e.g. for a gateway listener's Secret.
+    ///
+    /// Example: meshgate generate tls-certificate --type=server --hostname=foo.example.com --key-file=- --cert-file=- | base64 -w0
+    #[command(name = "tls-certificate")]
+    TlsCertificate(generate::TlsCertificateArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Validate { paths, no_references } => validate::run(&paths, !no_references),
+        Command::Generate(GenerateCommand::TlsCertificate(args)) => generate::tls_certificate(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

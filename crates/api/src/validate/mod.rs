@@ -107,3 +107,6 @@ pub fn validate_spec(spec: &Spec) -> Vec<Violation> {
     };
     errs.list
 }
+
+#[cfg(test)]
+mod tests;
