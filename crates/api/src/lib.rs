@@ -23,6 +23,9 @@ pub mod suggest;
 pub mod validate;
 pub mod yaml;
 
+#[cfg(test)]
+mod proptests;
+
 pub use decode::{DecodeIssue, Positions, UnknownFields};
 pub use path::Path;
 pub use resource::{Decoded, Dialect, DocumentError, Kind, Meta, Resource, Spec, decode_document};

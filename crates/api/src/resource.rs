@@ -895,17 +895,23 @@ conf:
         assert_eq!(s.data.as_ref().unwrap().0, b"hello");
         assert_eq!(
             decode_err("apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ntype: Opaque\ndata: {value: aGk=}\n"),
-            vec!["type: a Kubernetes Secret is a Kuma secret only with `type: system.kuma.io/secret` (found \"Opaque\")"]
+            vec![
+                "type: a Kubernetes Secret is a Kuma secret only with `type: system.kuma.io/secret` (found \"Opaque\")"
+            ]
         );
     }
 
     #[test]
     fn mesh_defaults_and_labels() {
         assert_eq!(decode("type: MeshGateway\nname: g\n").meta.mesh, "default");
-        let k = decode("apiVersion: kuma.io/v1alpha1\nkind: MeshHTTPRoute\nmetadata: {name: r, labels: {kuma.io/mesh: m2}}\nspec: {}\n");
+        let k = decode(
+            "apiVersion: kuma.io/v1alpha1\nkind: MeshHTTPRoute\nmetadata: {name: r, labels: {kuma.io/mesh: m2}}\nspec: {}\n",
+        );
         assert_eq!(k.meta.mesh, "m2");
         assert_eq!(
-            decode_err("apiVersion: kuma.io/v1alpha1\nkind: MeshGateway\nmesh: a\nmetadata: {name: g, labels: {kuma.io/mesh: b}}\n"),
+            decode_err(
+                "apiVersion: kuma.io/v1alpha1\nkind: MeshGateway\nmesh: a\nmetadata: {name: g, labels: {kuma.io/mesh: b}}\n"
+            ),
             vec!["mesh: mesh \"a\" disagrees with the kuma.io/mesh label \"b\""]
         );
         assert_eq!(decode("type: Mesh\nname: default\n").meta.mesh, "");
@@ -934,7 +940,10 @@ conf:
 
     #[test]
     fn targetref_policy_paths_start_at_spec() {
-        let doc = parse_documents("type: MeshHTTPRoute\nname: r\nspec:\n  to:\n  - targetRef: {kind: Mesh}\n    rulez: []\n").unwrap().remove(0);
+        let doc =
+            parse_documents("type: MeshHTTPRoute\nname: r\nspec:\n  to:\n  - targetRef: {kind: Mesh}\n    rulez: []\n")
+                .unwrap()
+                .remove(0);
         let err = decode_document(&doc, UnknownFields::Deny).unwrap_err();
         assert_eq!(err.issues[0].path.to_string(), "spec.to[0].rulez");
         assert_eq!(err.issues[0].pos, crate::yaml::Pos::new(6, 5));

@@ -194,6 +194,7 @@ fn parse_options() -> Options {
     let mut budget = Budget::default();
     // Kuma resources nest about a dozen levels deep; the limit keeps recursion (and the stack) small.
     budget.max_depth = MAX_DEPTH;
+    budget.flow_nesting_limit = MAX_DEPTH;
     budget.max_documents = 10_000;
     budget.max_aliases = 1_000;
     budget.max_anchors = 1_000;
@@ -229,6 +230,9 @@ fn clean_message(raw: &str) -> String {
     }
     let msg = msg.split(", set DuplicateKeyPolicy").next().unwrap_or(msg);
     let msg = msg.split(" (set ").next().unwrap_or(msg);
+    if msg.contains("recursion limit") || msg.contains("depth") || msg.contains("nesting") {
+        return format!("nested deeper than {MAX_DEPTH} levels");
+    }
     // "... at line 1, column 4": the caller prints the position.
     let msg = match msg.rfind(" at line ") {
         Some(i) if msg[i..].contains("column") => &msg[..i],

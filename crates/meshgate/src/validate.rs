@@ -31,7 +31,8 @@ pub fn run(paths: &[PathBuf], check_references: bool) -> anyhow::Result<ExitCode
     let set = ResourceSet::new(&outcome.loaded);
     let mut problems: Vec<Problem> = outcome.problems;
     problems.extend(set.check_with(check_references));
-    problems.sort();
+    // File order, then position; problems at one position keep the order the validators found them in.
+    problems.sort_by(|a, b| (&a.file, a.pos).cmp(&(&b.file, b.pos)));
     problems.dedup();
 
     let stdout = std::io::stdout();
@@ -58,7 +59,13 @@ pub fn run(paths: &[PathBuf], check_references: bool) -> anyhow::Result<ExitCode
         writeln!(err, "ok: {resources} resource{} valid", plural(resources))?;
         Ok(ExitCode::SUCCESS)
     } else {
-        writeln!(err, "{} problem{} found ({resources} resource{} read)", problems.len(), plural(problems.len()), plural(resources))?;
+        writeln!(
+            err,
+            "{} problem{} found ({resources} resource{} read)",
+            problems.len(),
+            plural(problems.len()),
+            plural(resources)
+        )?;
         Ok(ExitCode::FAILURE)
     }
 }
@@ -66,4 +73,3 @@ pub fn run(paths: &[PathBuf], check_references: bool) -> anyhow::Result<ExitCode
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
-

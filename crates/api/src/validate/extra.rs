@@ -45,6 +45,16 @@ pub fn extra(resource: &Resource, lookup: &dyn Lookup, check_references: bool) -
         Spec::MeshGateway(gw) => gateway(resource, gw, lookup, check_references),
         Spec::MeshGatewayRoute(route) => gateway_route(route),
         Spec::MeshHttpRoute(route) => mesh_http_route(route),
+        Spec::MeshTcpRoute(route) => {
+            // Kuma's CRD allows one rule per `to` (MaxItems=1); its Universal validator does not check it.
+            let mut errs = Errors::default();
+            for (i, to) in route.to.iter().enumerate() {
+                if to.rules.len() > 1 {
+                    errs.add(Path::rooted_at("spec").field("to").index(i).field("rules"), "must have at most 1 item");
+                }
+            }
+            errs
+        }
         _ => Errors::default(),
     };
     errs.list

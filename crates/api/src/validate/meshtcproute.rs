@@ -23,9 +23,6 @@ pub(super) fn validate(route: &MeshTcpRoute) -> Errors {
             if on_gateway { &["Mesh"] } else { &["MeshService", "MeshExternalService", "MeshMultiZoneService"] };
         let opts = TargetRefOpts { supported_kinds: to_kinds, ..Default::default() };
         errs.add_at(&tp.field("targetRef"), validate_target_ref(&to.target_ref, &opts));
-        if to.rules.len() > 1 {
-            errs.add(tp.field("rules"), "must have at most 1 item");
-        }
         for (j, rule) in to.rules.iter().enumerate() {
             let bp = tp.field("rules").index(j).field("default").field("backendRefs");
             if rule.default.backend_refs.is_empty() {
