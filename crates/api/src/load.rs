@@ -23,6 +23,8 @@ pub struct Problem {
     pub pos: Pos,
     /// `Kind name` of the resource concerned, if any.
     pub subject: Option<String>,
+    /// The identity of the resource concerned, when the document got far enough to say.
+    pub id: Option<ResourceId>,
     /// The field path, if any.
     pub path: Option<Path>,
     /// What is wrong.
@@ -40,6 +42,24 @@ impl fmt::Display for Problem {
             write!(f, "{path}: ")?;
         }
         f.write_str(&self.message)
+    }
+}
+
+/// The identity of a resource: kind, mesh (empty for global kinds) and name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ResourceId {
+    /// The kind.
+    pub kind: Kind,
+    /// The mesh.
+    pub mesh: String,
+    /// The name.
+    pub name: String,
+}
+
+impl ResourceId {
+    /// The identity of a resource.
+    pub fn of(r: &Resource) -> Self {
+        Self { kind: r.kind(), mesh: r.meta.mesh.clone(), name: r.meta.name.clone() }
     }
 }
 
@@ -66,6 +86,7 @@ impl Loaded {
             file: self.file.clone(),
             pos: self.decoded.positions.lookup(&path),
             subject: Some(self.resource().describe()),
+            id: Some(ResourceId::of(self.resource())),
             path: Some(path),
             message: message.into(),
         }
@@ -122,7 +143,7 @@ pub fn collect_files(path: &FsPath) -> Result<Vec<PathBuf>, Problem> {
 }
 
 fn file_problem(file: &FsPath, message: String) -> Problem {
-    Problem { file: file.to_path_buf(), pos: Pos::default(), subject: None, path: None, message }
+    Problem { file: file.to_path_buf(), pos: Pos::default(), subject: None, id: None, path: None, message }
 }
 
 /// Reads a configuration file as text, refusing files that are too large or not UTF-8.
@@ -148,6 +169,7 @@ pub fn read_text(file: &FsPath) -> Result<String, Problem> {
             file: file.to_path_buf(),
             pos: Pos::new(u32::try_from(line).unwrap_or(u32::MAX), u32::try_from(col).unwrap_or(u32::MAX)),
             subject: None,
+            id: None,
             path: None,
             message: "not UTF-8 text (is this a binary file?)".to_owned(),
         }
@@ -164,6 +186,7 @@ pub fn decode_text(file: &FsPath, text: &str, unknown_fields: UnknownFields) -> 
                 file: file.to_path_buf(),
                 pos: e.pos,
                 subject: None,
+                id: None,
                 path: None,
                 message: format!("invalid YAML: {}", e.message),
             });
@@ -175,11 +198,13 @@ pub fn decode_text(file: &FsPath, text: &str, unknown_fields: UnknownFields) -> 
             Ok(decoded) => outcome.loaded.push(Loaded { file: file.to_path_buf(), document: index, decoded }),
             Err(err) => {
                 let subject = err.describe();
+                let id = document_id(&err);
                 for issue in err.issues {
                     outcome.problems.push(Problem {
                         file: file.to_path_buf(),
                         pos: issue.pos,
                         subject: Some(subject.clone()),
+                        id: id.clone(),
                         path: Some(issue.path),
                         message: issue.message,
                     });
@@ -188,6 +213,16 @@ pub fn decode_text(file: &FsPath, text: &str, unknown_fields: UnknownFields) -> 
         }
     }
     outcome
+}
+
+fn document_id(err: &crate::resource::DocumentError) -> Option<ResourceId> {
+    let kind = Kind::from_name(err.kind.as_deref()?)?;
+    let name = err.name.clone().filter(|n| !n.is_empty())?;
+    let mesh = match kind.scope() {
+        crate::resource::Scope::Global => String::new(),
+        crate::resource::Scope::Mesh => err.mesh.clone().unwrap_or_else(|| DEFAULT_MESH.to_owned()),
+    };
+    Some(ResourceId { kind, mesh, name })
 }
 
 /// Reads and decodes every configuration file under each of `paths`.

@@ -261,6 +261,37 @@ pub struct Resource {
 }
 
 impl Resource {
+    /// The data sources of this resource (listener certificates, ExternalService TLS material).
+    pub fn data_sources_mut(&mut self) -> Vec<&mut crate::model::common::DataSource> {
+        match &mut self.spec {
+            Spec::MeshGateway(gw) => gw
+                .conf
+                .iter_mut()
+                .flat_map(|c| c.listeners.iter_mut())
+                .filter_map(|l| l.tls.as_mut())
+                .flat_map(|t| t.certificates.iter_mut())
+                .collect(),
+            Spec::ExternalService(es) => match es.networking.as_mut().and_then(|n| n.tls.as_mut()) {
+                Some(t) => {
+                    [t.ca_cert.as_mut(), t.client_cert.as_mut(), t.client_key.as_mut()].into_iter().flatten().collect()
+                }
+                None => Vec::new(),
+            },
+            _ => Vec::new(),
+        }
+    }
+
+    /// Makes relative `file` data sources absolute against `base` (the directory of the YAML file they are in).
+    pub fn resolve_file_paths(&mut self, base: &std::path::Path) {
+        for ds in self.data_sources_mut() {
+            if let Some(file) = &mut ds.file
+                && std::path::Path::new(file.as_str()).is_relative()
+            {
+                *file = base.join(&*file).to_string_lossy().into_owned();
+            }
+        }
+    }
+
     /// The kind.
     pub fn kind(&self) -> Kind {
         match &self.spec {
@@ -348,6 +379,8 @@ pub struct DocumentError {
     pub kind: Option<String>,
     /// The name, if the document gave one.
     pub name: Option<String>,
+    /// The mesh, if it was read before decoding failed.
+    pub mesh: Option<String>,
     /// Every problem found.
     pub issues: Vec<DecodeIssue>,
 }
@@ -389,6 +422,7 @@ pub fn decode_document(node: &Node, unknown_fields: UnknownFields) -> Result<Dec
     let fail = |kind: Option<&str>, name: Option<&str>, issues: Vec<DecodeIssue>| DocumentError {
         kind: kind.map(str::to_owned),
         name: name.map(str::to_owned),
+        mesh: None,
         issues,
     };
     let Some(entries) = node.as_map() else {
@@ -512,6 +546,7 @@ fn decode_universal(node: &Node, entries: &[(Node, Node)], dec: &Decoder) -> Res
     let error = |dec: &Decoder| DocumentError {
         kind: Some(written_kind.clone()),
         name: Some(name.clone()),
+        mesh: None,
         issues: dec.take_issues(),
     };
     let Some(kind) = kind else { return Err(error(dec)) };
@@ -589,6 +624,7 @@ fn decode_kubernetes(node: &Node, entries: &[(Node, Node)], dec: &Decoder) -> Re
     let error = |dec: &Decoder| DocumentError {
         kind: Some(written_kind.clone()),
         name: Some(name.clone()),
+        mesh: None,
         issues: dec.take_issues(),
     };
 
@@ -784,7 +820,12 @@ fn finish(
     }
     match spec {
         Some(spec) if issues.is_empty() => Ok(Resource { meta, spec }),
-        _ => Err(DocumentError { kind: Some(written_kind.to_owned()), name: Some(name.to_owned()), issues }),
+        _ => Err(DocumentError {
+            kind: Some(written_kind.to_owned()),
+            name: Some(name.to_owned()),
+            mesh: Some(meta.mesh).filter(|m| !m.is_empty()),
+            issues,
+        }),
     }
 }
 

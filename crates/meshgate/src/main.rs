@@ -2,6 +2,7 @@
 //! kumactl-like command line; it holds no gateway logic of its own.
 
 mod generate;
+mod run;
 mod validate;
 
 use std::path::PathBuf;
@@ -32,6 +33,8 @@ enum Command {
         #[arg(long)]
         no_references: bool,
     },
+    /// Run the gateway: serve every builtin-gateway Dataplane under --config, applying file changes live.
+    Run(run::RunArgs),
     /// Generate files (certificates).
     #[command(subcommand)]
     Generate(GenerateCommand),
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate { paths, no_references } => validate::run(&paths, !no_references),
         Command::Generate(GenerateCommand::TlsCertificate(args)) => generate::tls_certificate(&args),
+        Command::Run(args) => run::run(args),
     };
     match result {
         Ok(code) => code,

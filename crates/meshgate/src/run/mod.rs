@@ -1,0 +1,169 @@
+//! `meshgate run`: the all-in-one gateway. Loads every resource under `--config`, compiles a plan for every
+//! builtin-gateway Dataplane, serves it, and applies changes to the files live.
+
+pub mod admin;
+pub mod config;
+pub mod watch;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use meshgate_proxy::{Proxy, ProxySettings};
+
+use admin::{AdminState, Snapshot};
+use config::ConfigState;
+
+/// Arguments of `meshgate run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// A file or directory of Kuma resources (Universal or Kubernetes form; *.yaml / *.yml, hidden files ignored).
+    #[arg(long, value_name = "PATH")]
+    pub config: PathBuf,
+    /// Admin listener address (/ready, /health, /config, /metrics).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9901")]
+    pub admin: SocketAddr,
+    /// Data-plane worker threads (default: the number of CPUs).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// How long to wait for in-flight requests when stopping or removing a listener, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub drain_timeout: u64,
+    /// The `server` header of every response.
+    #[arg(long, value_name = "NAME", default_value = "meshgate")]
+    pub server_name: String,
+    /// Poll the configuration path instead of using file notifications.
+    #[arg(long)]
+    pub poll: bool,
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
+}
+
+/// Runs the gateway until SIGTERM or SIGINT.
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    init_logging();
+    let workers = args.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .thread_name("meshgate-worker")
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(serve(args))
+}
+
+fn log_problems(problems: &[meshgate_api::load::Problem], previous_kept: bool) {
+    for p in problems {
+        if previous_kept {
+            tracing::warn!("rejected: {p}");
+        } else {
+            tracing::error!("{p}");
+        }
+    }
+}
+
+async fn apply(state: &ConfigState, proxy: &Proxy, admin: &AdminState) -> Vec<String> {
+    let resources = state.resources();
+    let plan = meshgate_compile::compile(&resources, &state.files);
+    for gw in &plan.gateways {
+        for d in &gw.diagnostics {
+            tracing::warn!(gateway = %gw.dataplane.name, "{}: {}", d.subject, d.message);
+        }
+    }
+    let report = proxy.apply(&plan.gateways).await;
+    for w in &report.warnings {
+        tracing::warn!("{w}");
+    }
+    for e in &report.errors {
+        tracing::error!("{e}");
+    }
+    if let Ok(mut snapshot) = admin.snapshot.write() {
+        snapshot.plans = plan.gateways;
+        snapshot.rejections = state.rejections.clone();
+        snapshot.apply_errors = report.errors.clone();
+        snapshot.resources = state.len();
+        snapshot.generation += 1;
+    }
+    report.errors
+}
+
+async fn serve(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let mut state = ConfigState::default();
+    let outcome = state.reload(&args.config);
+    if !outcome.problems.is_empty() {
+        for p in &outcome.problems {
+            eprintln!("{p}");
+        }
+        eprintln!(
+            "Error: the configuration under {} has {} problem(s); nothing was started",
+            args.config.display(),
+            outcome.problems.len()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    let proxy = Arc::new(Proxy::new(
+        ProxySettings { server_name: args.server_name.clone() },
+        Duration::from_secs(args.drain_timeout),
+    ));
+    let admin_state =
+        Arc::new(AdminState { proxy: Arc::clone(&proxy), snapshot: std::sync::RwLock::new(Snapshot::default()) });
+    let admin_listener =
+        admin::bind(args.admin).await.with_context(|| format!("binding the admin listener on {}", args.admin))?;
+    let admin_addr = admin_listener.local_addr().unwrap_or(args.admin);
+    tokio::spawn(admin::serve(admin_listener, Arc::clone(&admin_state)));
+    tracing::info!(%admin_addr, "admin listening");
+
+    let errors = apply(&state, &proxy, &admin_state).await;
+    if !errors.is_empty() {
+        eprintln!("Error: {}", errors.join("; "));
+        proxy.shutdown().await;
+        return Ok(ExitCode::FAILURE);
+    }
+    tracing::info!(resources = state.len(), "configuration applied");
+
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let _watcher = watch::watch(&args.config, tx, args.poll).context("watching the configuration")?;
+
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    loop {
+        tokio::select! {
+            changed = rx.recv() => {
+                if changed.is_none() {
+                    break;
+                }
+                // Coalesce a burst of events (an editor's save is several).
+                tokio::time::sleep(Duration::from_millis(150)).await;
+                while rx.try_recv().is_ok() {}
+                let outcome = state.reload(&args.config);
+                log_problems(&outcome.problems, true);
+                if outcome.changed {
+                    let errors = apply(&state, &proxy, &admin_state).await;
+                    if errors.is_empty() {
+                        tracing::info!(resources = state.len(), "configuration applied");
+                    }
+                } else if let Ok(mut snapshot) = admin_state.snapshot.write() {
+                    snapshot.rejections = state.rejections.clone();
+                }
+            }
+            _ = terminate.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    tracing::info!("stopping: draining in-flight requests");
+    proxy.shutdown().await;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}

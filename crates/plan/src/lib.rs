@@ -1,0 +1,427 @@
+//! # meshgate-plan — what a gateway must do, as plain data
+//!
+//! A [`GatewayPlan`] is everything one builtin gateway (one `Dataplane` with `networking.gateway.type: BUILTIN`)
+//! needs to serve traffic: its listeners (merged per port), each HTTP listener's virtual hosts with their ordered
+//! route tables, the filters and backends of every route, and the clusters (endpoints, upstream protocol, TLS).
+//! It is the only thing a data plane sees — in-process for `meshgate run`, over the wire for `meshgate dp` — and
+//! the contract between `compile` (which produces it) and `proxy` (which executes it).
+//!
+//! Kuma concept: the Envoy configuration Kuma's gateway generator produced (listeners, route configurations,
+//! clusters), reduced to what meshgate's data plane needs and stated in Kuma's terms.
+//!
+//! What it must never do: hold behaviour. Plain serde data only (deterministic: maps are ordered), no I/O, no
+//! dependency on the resource model or on the proxy.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The format version of plans (bumped on incompatible changes).
+pub const PLAN_FORMAT: u32 = 1;
+
+/// The plans of every gateway a process runs, plus what could not be built.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// One plan per builtin-gateway Dataplane, sorted by mesh then name.
+    pub gateways: Vec<GatewayPlan>,
+}
+
+/// A reference to a resource.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ObjectRef {
+    /// The mesh.
+    pub mesh: String,
+    /// The name.
+    pub name: String,
+}
+
+/// What one builtin gateway serves.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GatewayPlan {
+    /// The gateway Dataplane.
+    pub dataplane: ObjectRef,
+    /// The MeshGateway bound to it (none: no listeners).
+    pub gateway: Option<ObjectRef>,
+    /// The address listeners bind to (the Dataplane's `networking.address`).
+    pub address: String,
+    /// Listeners, one per port, sorted by port.
+    pub listeners: Vec<Listener>,
+    /// Upstream clusters by name.
+    pub clusters: BTreeMap<String, Cluster>,
+    /// Problems found while building the plan (a broken route disables only itself).
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// A listener protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Protocol {
+    /// HTTP/1.1 and HTTP/2 cleartext.
+    Http,
+    /// HTTP over TLS.
+    Https,
+    /// TCP.
+    Tcp,
+    /// TLS (terminated or passed through).
+    Tls,
+}
+
+impl Protocol {
+    /// Kuma's name (`HTTP`, `HTTPS`, `TCP`, `TLS`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Http => "HTTP",
+            Protocol::Https => "HTTPS",
+            Protocol::Tcp => "TCP",
+            Protocol::Tls => "TLS",
+        }
+    }
+
+    /// Whether the listener speaks HTTP.
+    pub fn is_http(self) -> bool {
+        matches!(self, Protocol::Http | Protocol::Https)
+    }
+}
+
+/// The listeners of one port, merged.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Listener {
+    /// Kuma's listener name: `<gateway>:<PROTOCOL>:<port>`.
+    pub name: String,
+    /// The port.
+    pub port: u16,
+    /// The protocol (of the first listener on the port).
+    pub protocol: Protocol,
+    /// The most connections at once (0 = unlimited).
+    pub connection_limit: u32,
+    /// The hostnames of the MeshGateway listeners merged here, in order, with their merged tags.
+    pub hostnames: Vec<ListenerHostname>,
+    /// HTTP virtual hosts (HTTP/HTTPS listeners).
+    pub virtual_hosts: Vec<VirtualHost>,
+}
+
+/// One MeshGateway listener merged into a port.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListenerHostname {
+    /// The hostname (`*` for all).
+    pub hostname: String,
+    /// Merged tags: Dataplane gateway tags, then MeshGateway tags, then listener tags.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A virtual host: the routes answering for one domain.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VirtualHost {
+    /// The domain: `foo.example.com`, `*.example.com` or `*`.
+    pub domain: String,
+    /// The route table, in match order (the first entry that matches wins).
+    pub routes: Vec<Route>,
+}
+
+/// One route entry: conditions (all must hold) and an action.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Route {
+    /// Where it comes from: `<route resource name>` and the rule/match indexes (empty for generated routes).
+    pub source: RouteSource,
+    /// The path condition.
+    pub path: PathMatch,
+    /// The method condition.
+    pub method: Option<String>,
+    /// Header conditions.
+    pub headers: Vec<HeaderMatch>,
+    /// Query parameter conditions.
+    pub query: Vec<QueryMatch>,
+    /// What to do.
+    pub action: Action,
+}
+
+/// The origin of a route entry.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteSource {
+    /// The kind of the route resource (`MeshGatewayRoute`, or empty for generated entries).
+    pub kind: String,
+    /// The route resource's name.
+    pub name: String,
+    /// The rule index in the resource.
+    pub rule: usize,
+    /// The match index in the rule.
+    pub r#match: usize,
+}
+
+impl RouteSource {
+    /// The label used in metrics and logs: the resource name, or `-` for generated entries.
+    pub fn label(&self) -> &str {
+        if self.name.is_empty() { "-" } else { &self.name }
+    }
+}
+
+/// A path condition.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PathMatch {
+    /// The path equals this.
+    Exact(String),
+    /// The path starts with this (already segment-aware: `/api/`).
+    Prefix(String),
+    /// The whole path matches this regular expression.
+    Regex(String),
+}
+
+impl PathMatch {
+    /// The path, prefix or pattern.
+    pub fn value(&self) -> &str {
+        match self {
+            PathMatch::Exact(v) | PathMatch::Prefix(v) | PathMatch::Regex(v) => v,
+        }
+    }
+}
+
+/// A header condition.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeaderMatch {
+    /// The header name (lowercase).
+    pub name: String,
+    /// How it is compared.
+    pub kind: ValueMatch,
+}
+
+/// A query parameter condition.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryMatch {
+    /// The parameter name.
+    pub name: String,
+    /// How it is compared.
+    pub kind: ValueMatch,
+}
+
+/// How a value is compared.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValueMatch {
+    /// Equal to this.
+    Exact(String),
+    /// Matches this whole regular expression.
+    Regex(String),
+    /// Present, any value.
+    Present,
+    /// Not present.
+    Absent,
+}
+
+/// What a matching request gets.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Proxy to backends.
+    Forward(Forward),
+    /// Answer with a redirect.
+    Redirect(Redirect),
+    /// Answer directly.
+    Respond(DirectResponse),
+}
+
+/// Proxying to backends.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Forward {
+    /// Backends and their weights (one is chosen per request, weight / sum).
+    pub backends: Vec<WeightedCluster>,
+    /// Request header changes.
+    pub request_headers: HeaderOps,
+    /// Response header changes.
+    pub response_headers: HeaderOps,
+    /// Path rewrite.
+    pub path_rewrite: Option<PathRewrite>,
+    /// Host rewrite.
+    pub host_rewrite: Option<HostRewrite>,
+    /// Request mirroring.
+    pub mirror: Option<Mirror>,
+}
+
+/// A cluster and its weight.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WeightedCluster {
+    /// The cluster name (a key of [`GatewayPlan::clusters`]).
+    pub cluster: String,
+    /// The weight.
+    pub weight: u32,
+}
+
+/// Header changes, applied in order: remove, set, add.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeaderOps {
+    /// Replace (or create) these headers.
+    pub set: Vec<(String, String)>,
+    /// Append these headers.
+    pub add: Vec<(String, String)>,
+    /// Remove these headers.
+    pub remove: Vec<String>,
+}
+
+impl HeaderOps {
+    /// Whether nothing changes.
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.add.is_empty() && self.remove.is_empty()
+    }
+}
+
+/// A path rewrite.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PathRewrite {
+    /// Replace the whole path (the query string is kept).
+    Full(String),
+    /// Replace the matched prefix: `prefix` (without trailing `/`) becomes `replacement`, segment-aware.
+    Prefix {
+        /// The matched prefix, e.g. `/api`.
+        prefix: String,
+        /// Its replacement, e.g. `/` or `/v2`.
+        replacement: String,
+    },
+}
+
+/// A Host rewrite.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostRewrite {
+    /// Set Host to this.
+    Literal(String),
+    /// Set Host to the chosen endpoint's hostname.
+    Backend,
+}
+
+/// Mirroring.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Mirror {
+    /// Where copies go.
+    pub cluster: String,
+    /// The share of requests copied, 0–100.
+    pub percentage: f64,
+}
+
+/// A redirect answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Redirect {
+    /// New scheme (none: unchanged).
+    pub scheme: Option<String>,
+    /// New host (none: unchanged).
+    pub host: Option<String>,
+    /// New port (Kuma: the listener's port when not given).
+    pub port: Option<u16>,
+    /// Path rewrite.
+    pub path_rewrite: Option<PathRewrite>,
+    /// 301, 302, 303, 307 or 308.
+    pub status: u16,
+}
+
+/// A direct answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectResponse {
+    /// Status code.
+    pub status: u16,
+    /// Body.
+    pub body: String,
+}
+
+/// The body of Kuma's answer on a listener with no routes.
+pub const NO_ROUTES_BODY: &str = "This is a Kuma MeshGateway. No routes match this MeshGateway!\n";
+
+/// An upstream service.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Cluster {
+    /// The `kuma.io/service` it serves.
+    pub service: String,
+    /// The destination tags that selected it.
+    pub tags: BTreeMap<String, String>,
+    /// HTTP/1.1 or HTTP/2 to the upstream.
+    pub protocol: UpstreamProtocol,
+    /// Endpoints (none: 503).
+    pub endpoints: Vec<Endpoint>,
+    /// TLS to the upstream (ExternalServices with `tls.enabled`).
+    pub tls: Option<UpstreamTls>,
+    /// Whether it is an ExternalService.
+    pub external: bool,
+}
+
+/// The upstream HTTP version.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1.
+    #[default]
+    Http1,
+    /// HTTP/2 (`kuma.io/protocol: http2` or `grpc`).
+    Http2,
+}
+
+/// An endpoint.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// IP address or hostname.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+}
+
+/// TLS settings towards an upstream.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamTls {
+    /// SNI and the name verified (default: the endpoint host).
+    pub server_name: Option<String>,
+    /// PEM of the CAs to trust (none: the system's roots).
+    pub ca_pem: Option<String>,
+    /// PEM of a client certificate chain and key, for mutual TLS.
+    pub client_cert_pem: Option<String>,
+    /// PEM of the client key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_key_pem: Option<String>,
+    /// Skip verifying the server's name (the chain is still verified).
+    pub skip_hostname_verification: bool,
+}
+
+impl std::fmt::Debug for UpstreamTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamTls")
+            .field("server_name", &self.server_name)
+            .field("ca_pem", &self.ca_pem.as_ref().map(|_| "<pem>"))
+            .field("client_cert_pem", &self.client_cert_pem.as_ref().map(|_| "<pem>"))
+            .field("client_key_pem", &self.client_key_pem.as_ref().map(|_| "<redacted>"))
+            .field("skip_hostname_verification", &self.skip_hostname_verification)
+            .finish()
+    }
+}
+
+/// A problem found while building a plan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Diagnostic {
+    /// How bad.
+    pub severity: Severity,
+    /// `Kind name` of the resource concerned.
+    pub subject: String,
+    /// What is wrong and what was done about it.
+    pub message: String,
+}
+
+/// Severity of a diagnostic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Something was left out of the plan.
+    Error,
+    /// The plan works, but probably not as meant.
+    Warning,
+}
+
+impl GatewayPlan {
+    /// A copy safe to show: private keys removed.
+    pub fn redacted(&self) -> GatewayPlan {
+        let mut plan = self.clone();
+        for cluster in plan.clusters.values_mut() {
+            if let Some(tls) = &mut cluster.tls
+                && tls.client_key_pem.is_some()
+            {
+                tls.client_key_pem = Some("<redacted>".to_owned());
+            }
+        }
+        plan
+    }
+}

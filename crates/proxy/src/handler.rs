@@ -1,0 +1,364 @@
+//! The request path, as named phases: check → find the virtual host → match a route → act (answer, redirect, or
+//! forward: choose a backend, pick an endpoint, rewrite, send, filter the response) → count.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Request, Response, StatusCode, Uri, Version};
+use http_body::Body as _;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use meshgate_plan::{PathRewrite, Redirect};
+
+use crate::metrics::{ListenerLabels, Metrics, UpstreamLabels, class_index};
+use crate::path::normalize;
+use crate::runtime::{ActionRuntime, ForwardRuntime, ListenerRuntime, REQUEST_TIMEOUT, RouteRuntime};
+use crate::upstream::{BoxError, UpstreamBody, UpstreamError};
+
+/// The body of responses sent downstream.
+pub type ResponseBody = BoxBody<Bytes, BoxError>;
+
+/// The largest request body copied to a mirror.
+const MIRROR_BODY_LIMIT: u64 = 64 * 1024;
+
+/// What one downstream connection knows.
+#[derive(Debug)]
+pub struct ConnContext {
+    /// The listener's current configuration (swapped on plan changes).
+    pub listener: Arc<ArcSwap<ListenerRuntime>>,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+fn full(status: StatusCode, body: impl Into<Bytes>) -> Response<ResponseBody> {
+    let mut resp = Response::new(Full::new(body.into()).map_err(|never| match never {}).boxed());
+    *resp.status_mut() = status;
+    resp
+}
+
+fn empty(status: StatusCode) -> Response<ResponseBody> {
+    let mut resp = Response::new(Empty::new().map_err(|never| match never {}).boxed());
+    *resp.status_mut() = status;
+    resp
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<ResponseBody> {
+    let mut resp = full(status, body);
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    resp
+}
+
+/// Serves one request.
+pub async fn handle(req: Request<Incoming>, conn: Arc<ConnContext>) -> Result<Response<ResponseBody>, Infallible> {
+    let started = Instant::now();
+    let listener = conn.listener.load_full();
+    let (mut response, route) = serve(req, &listener, &conn).await;
+    response.headers_mut().insert(header::SERVER, listener.server_header.clone());
+    let class = class_index(response.status().as_u16());
+    match route {
+        Some(r) => r.counters[class].inc(),
+        None => listener.unrouted[class].inc(),
+    };
+    conn.metrics
+        .duration
+        .get_or_create(&ListenerLabels { listener: listener.name.clone() })
+        .observe(started.elapsed().as_secs_f64());
+    Ok(response)
+}
+
+/// The host a request is for: lowercase, without port.
+fn request_host(req: &Request<Incoming>) -> Option<String> {
+    let raw = match req.uri().authority() {
+        Some(a) => a.host().to_owned(),
+        None => req.headers().get(header::HOST)?.to_str().ok()?.to_owned(),
+    };
+    let host = if let Some(rest) = raw.strip_prefix('[') {
+        rest.split(']').next().unwrap_or_default().to_owned()
+    } else {
+        raw.rsplit_once(':')
+            .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
+            .map_or(raw.as_str(), |(h, _)| h)
+            .to_owned()
+    };
+    Some(host.to_ascii_lowercase())
+}
+
+async fn serve<'l>(
+    req: Request<Incoming>,
+    listener: &'l ListenerRuntime,
+    conn: &ConnContext,
+) -> (Response<ResponseBody>, Option<&'l RouteRuntime>) {
+    // Envoy under Kuma rejects header names with underscores, and upgrades (no upgrade is configured).
+    if req.headers().keys().any(|k| k.as_str().contains('_')) {
+        return (text(StatusCode::BAD_REQUEST, "header names with underscores are not allowed\n"), None);
+    }
+    if req.version() < Version::HTTP_2 && req.headers().contains_key(header::UPGRADE) {
+        return (text(StatusCode::FORBIDDEN, "upgrades are not supported\n"), None);
+    }
+    let Some(host) = request_host(&req) else { return (empty(StatusCode::NOT_FOUND), None) };
+    let Some(vhost) = listener.vhosts.find(&host) else { return (empty(StatusCode::NOT_FOUND), None) };
+    let path = normalize(req.uri().path()).into_owned();
+    let query = req.uri().query().map(str::to_owned);
+    let Some(route) = vhost.routes.iter().find(|r| r.matches(req.method(), &path, query.as_deref(), req.headers()))
+    else {
+        return (empty(StatusCode::NOT_FOUND), None);
+    };
+    let response = match &route.action {
+        ActionRuntime::Respond { status, body } => {
+            let mut resp = full(StatusCode::from_u16(*status).unwrap_or(StatusCode::NOT_FOUND), body.clone());
+            resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+            resp
+        }
+        ActionRuntime::Redirect(r) => redirect(r, listener, &host, &path),
+        ActionRuntime::Forward(f) => forward(req, f, listener, conn, &path, query.as_deref()).await,
+    };
+    (response, Some(route))
+}
+
+/// Applies a path rewrite to a (normalised) path.
+pub fn rewrite_path(rewrite: &PathRewrite, path: &str) -> String {
+    match rewrite {
+        PathRewrite::Full(p) => p.clone(),
+        PathRewrite::Prefix { prefix, replacement } => {
+            if path == prefix {
+                if replacement.is_empty() { "/".to_owned() } else { replacement.clone() }
+            } else if let Some(rest) = path.strip_prefix(prefix.as_str()).filter(|r| r.starts_with('/')) {
+                format!("{}{rest}", replacement.trim_end_matches('/'))
+            } else {
+                path.to_owned()
+            }
+        }
+    }
+}
+
+fn redirect(r: &Redirect, listener: &ListenerRuntime, host: &str, path: &str) -> Response<ResponseBody> {
+    let scheme = r.scheme.as_deref().unwrap_or(listener.scheme);
+    let host = r.host.as_deref().unwrap_or(host);
+    let port = r.port.unwrap_or(listener.port);
+    let default_port = matches!((scheme, port), ("http", 80) | ("https", 443));
+    let path = match &r.path_rewrite {
+        Some(rw) => rewrite_path(rw, path),
+        None => path.to_owned(),
+    };
+    let host = if host.contains(':') { format!("[{host}]") } else { host.to_owned() };
+    let location =
+        if default_port { format!("{scheme}://{host}{path}") } else { format!("{scheme}://{host}:{port}{path}") };
+    let mut resp = empty(StatusCode::from_u16(r.status).unwrap_or(StatusCode::MOVED_PERMANENTLY));
+    match HeaderValue::from_str(&location) {
+        Ok(v) => {
+            resp.headers_mut().insert(header::LOCATION, v);
+        }
+        Err(_) => return empty(StatusCode::INTERNAL_SERVER_ERROR),
+    }
+    resp
+}
+
+const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::TE,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Removes hop-by-hop headers, including those a `Connection` header names.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+async fn forward(
+    req: Request<Incoming>,
+    f: &ForwardRuntime,
+    listener: &ListenerRuntime,
+    conn: &ConnContext,
+    path: &str,
+    query: Option<&str>,
+) -> Response<ResponseBody> {
+    let Some(choice) = f.choose() else { return empty(StatusCode::INTERNAL_SERVER_ERROR) };
+    let Some(cluster) = choice else { return empty(StatusCode::INTERNAL_SERVER_ERROR) };
+    let Some(endpoint) = cluster.pick() else { return text(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n") };
+
+    let (parts, body) = req.into_parts();
+    let mut headers = parts.headers;
+    let original_host = headers
+        .get(header::HOST)
+        .cloned()
+        .or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+    strip_hop_by_hop(&mut headers);
+    headers.remove(header::HOST);
+    // X-Forwarded-For: the client is appended; X-Forwarded-Proto: the listener's scheme.
+    let peer = conn.peer.ip().to_string();
+    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prior) if !prior.trim().is_empty() => format!("{prior}, {peer}"),
+        _ => peer,
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert("x-forwarded-for", v);
+    }
+    headers.insert(
+        "x-forwarded-proto",
+        HeaderValue::from_static(if listener.scheme == "https" { "https" } else { "http" }),
+    );
+    f.request_headers.apply(&mut headers);
+    let host = if let Some(h) = &f.host_literal {
+        Some(h.clone())
+    } else if f.host_to_backend {
+        HeaderValue::from_str(endpoint.host()).ok()
+    } else {
+        original_host
+    };
+
+    let new_path = match &f.path_rewrite {
+        Some(rw) => rewrite_path(rw, path),
+        None => path.to_owned(),
+    };
+    let path_and_query = match query {
+        Some(q) => format!("{new_path}?{q}"),
+        None => new_path,
+    };
+
+    // Mirroring copies the request, so its body must be small and of known length.
+    let mut body: UpstreamBody = body.map_err(|e| -> BoxError { Box::new(e) }).boxed();
+    if let Some((mirror, percentage)) = &f.mirror
+        && rand::random::<f64>() * 100.0 < *percentage
+        && let Some(mirror_endpoint) = mirror.pick()
+    {
+        let length = body.size_hint().exact();
+        let small = length.is_some_and(|l| l <= MIRROR_BODY_LIMIT);
+        if small {
+            let bytes = match body.collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(_) => return empty(StatusCode::BAD_REQUEST),
+            };
+            body = Full::new(bytes.clone()).map_err(|never| match never {}).boxed();
+            let shadow_host = host.as_ref().and_then(|h| h.to_str().ok()).map(|h| format!("{h}-shadow"));
+            let mirror_req = upstream_request(
+                &parts.method,
+                &path_and_query,
+                headers.clone(),
+                shadow_host.and_then(|h| HeaderValue::from_str(&h).ok()),
+                mirror_endpoint,
+                Full::new(bytes).map_err(|never| match never {}).boxed(),
+            );
+            if let Ok(mirror_req) = mirror_req {
+                let endpoint = Arc::clone(mirror_endpoint);
+                tokio::spawn(async move {
+                    if let Ok(Ok(resp)) = tokio::time::timeout(REQUEST_TIMEOUT, endpoint.send(mirror_req)).await {
+                        let _ = resp.into_body().collect().await;
+                    }
+                });
+            }
+        }
+    }
+
+    let upstream_req = match upstream_request(&parts.method, &path_and_query, headers, host, endpoint, body) {
+        Ok(r) => r,
+        Err(_) => return empty(StatusCode::BAD_REQUEST),
+    };
+    let count_error = |reason: &str| {
+        conn.metrics
+            .upstream_errors
+            .get_or_create(&UpstreamLabels { cluster: cluster.name.clone(), reason: reason.to_owned() })
+            .inc();
+    };
+    let response = match tokio::time::timeout(REQUEST_TIMEOUT, endpoint.send(upstream_req)).await {
+        Err(_) => {
+            count_error("timeout");
+            return text(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout\n");
+        }
+        Ok(Err(UpstreamError::Connect { endpoint: e, reason })) => {
+            count_error("connect");
+            tracing::debug!(endpoint = %e, %reason, "upstream connect failure");
+            return text(StatusCode::SERVICE_UNAVAILABLE, "upstream connect error\n");
+        }
+        Ok(Err(UpstreamError::Protocol { endpoint: e, reason })) => {
+            count_error("protocol");
+            tracing::debug!(endpoint = %e, %reason, "bad upstream response");
+            return text(StatusCode::BAD_GATEWAY, "upstream protocol error\n");
+        }
+        Ok(Ok(r)) => r,
+    };
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    f.response_headers.apply(&mut parts.headers);
+    let body: ResponseBody = body.map_err(|e| -> BoxError { Box::new(e) }).boxed();
+    Response::from_parts(parts, body)
+}
+
+fn upstream_request(
+    method: &http::Method,
+    path_and_query: &str,
+    mut headers: HeaderMap,
+    host: Option<HeaderValue>,
+    endpoint: &crate::upstream::EndpointPool,
+    body: UpstreamBody,
+) -> Result<Request<UpstreamBody>, http::Error> {
+    let (uri, version) = if endpoint.is_http2() {
+        let scheme = if endpoint.is_tls() { "https" } else { "http" };
+        let authority = host.as_ref().and_then(|h| h.to_str().ok()).unwrap_or(endpoint.authority()).to_owned();
+        (Uri::builder().scheme(scheme).authority(authority).path_and_query(path_and_query).build()?, Version::HTTP_2)
+    } else {
+        if let Some(h) = &host {
+            headers.insert(header::HOST, h.clone());
+        } else if let Ok(v) = HeaderValue::from_str(endpoint.authority()) {
+            headers.insert(header::HOST, v);
+        }
+        (Uri::builder().path_and_query(path_and_query).build()?, Version::HTTP_11)
+    };
+    let mut req = Request::builder().method(method.clone()).uri(uri).version(version).body(body)?;
+    *req.headers_mut() = headers;
+    Ok(req)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_rewrites_are_segment_aware() {
+        let rw = |p: &str, r: &str| PathRewrite::Prefix { prefix: p.to_owned(), replacement: r.to_owned() };
+        assert_eq!(rewrite_path(&rw("/prefix", "/"), "/prefix/middle"), "/middle");
+        assert_eq!(rewrite_path(&rw("/prefix", "/"), "/prefix"), "/");
+        assert_eq!(rewrite_path(&rw("/prefix/middle", "/middle"), "/prefix/middle/tail"), "/middle/tail");
+        assert_eq!(rewrite_path(&rw("/prefix/middle", "/middle"), "/prefix/middle"), "/middle");
+        assert_eq!(rewrite_path(&rw("/drop-prefix", "/"), "/drop-prefix/tail"), "/tail");
+        assert_eq!(rewrite_path(&rw("/api", "/v2/"), "/api/x"), "/v2/x");
+        assert_eq!(rewrite_path(&rw("/api", ""), "/api"), "/");
+        assert_eq!(rewrite_path(&rw("/api", "/v2"), "/apix"), "/apix");
+        assert_eq!(rewrite_path(&PathRewrite::Full("/new".into()), "/old/path"), "/new");
+    }
+
+    #[test]
+    fn hop_by_hop_headers_go() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("close, x-secret"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-kept"));
+    }
+}

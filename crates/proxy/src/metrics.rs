@@ -1,0 +1,107 @@
+//! Prometheus metrics of the data plane. Counters are looked up once per plan and kept by each route, so a
+//! request only increments atomics.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Labels of request metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// Kuma's listener name, `<gateway>:<PROTOCOL>:<port>`.
+    pub listener: String,
+    /// The route resource that took the request (`-` when none did).
+    pub route: String,
+    /// `1xx` … `5xx`.
+    pub code: String,
+}
+
+/// Labels of per-listener metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerLabels {
+    /// Kuma's listener name.
+    pub listener: String,
+}
+
+/// Labels of upstream metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamLabels {
+    /// The cluster.
+    pub cluster: String,
+    /// What failed: `connect`, `timeout`, `protocol`.
+    pub reason: String,
+}
+
+fn latency_buckets() -> impl Iterator<Item = f64> {
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0].into_iter()
+}
+
+/// Every metric of the data plane.
+#[derive(Debug)]
+pub struct Metrics {
+    /// The registry to render.
+    pub registry: Registry,
+    /// Requests by listener, route and status class.
+    pub requests: Family<RequestLabels, Counter>,
+    /// Request duration by listener.
+    pub duration: Family<ListenerLabels, Histogram>,
+    /// Open downstream connections by listener.
+    pub connections: Family<ListenerLabels, Gauge>,
+    /// Upstream failures by cluster and reason.
+    pub upstream_errors: Family<UpstreamLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("meshgate");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let duration = Family::<ListenerLabels, Histogram>::new_with_constructor(
+            (|| Histogram::new(latency_buckets())) as fn() -> Histogram,
+        );
+        let connections = Family::<ListenerLabels, Gauge>::default();
+        let upstream_errors = Family::<UpstreamLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests handled, by listener, route and status class",
+            requests.clone(),
+        );
+        registry.register("http_request_duration_seconds", "Time to the response head, by listener", duration.clone());
+        registry.register("downstream_connections", "Open downstream connections, by listener", connections.clone());
+        registry.register(
+            "upstream_errors",
+            "Failed upstream requests, by cluster and reason",
+            upstream_errors.clone(),
+        );
+        Self { registry, requests, duration, connections, upstream_errors }
+    }
+}
+
+impl Metrics {
+    /// The five per-class counters of a route on a listener.
+    pub fn route_counters(&self, listener: &str, route: &str) -> [Counter; 5] {
+        ["1xx", "2xx", "3xx", "4xx", "5xx"].map(|code| {
+            self.requests
+                .get_or_create(&RequestLabels {
+                    listener: listener.to_owned(),
+                    route: route.to_owned(),
+                    code: code.to_owned(),
+                })
+                .clone()
+        })
+    }
+
+    /// Renders the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Index of a status code's class in a route's counters.
+pub fn class_index(status: u16) -> usize {
+    usize::from((status / 100).clamp(1, 5) - 1)
+}
