@@ -115,6 +115,7 @@ pub fn is_config_file(path: &FsPath) -> bool {
 
 /// The configuration files under `path`: the file itself, or every `*.yaml`/`*.yml` file below a directory
 /// (hidden files and directories skipped), in sorted order.
+#[allow(clippy::result_large_err)] // the error path is cold, and a Problem is what the caller prints
 pub fn collect_files(path: &FsPath) -> Result<Vec<PathBuf>, Problem> {
     let meta = std::fs::metadata(path).map_err(|e| file_problem(path, format!("cannot read: {e}")))?;
     if !meta.is_dir() {
@@ -147,6 +148,7 @@ fn file_problem(file: &FsPath, message: String) -> Problem {
 }
 
 /// Reads a configuration file as text, refusing files that are too large or not UTF-8.
+#[allow(clippy::result_large_err)] // the error path is cold, and a Problem is what the caller prints
 pub fn read_text(file: &FsPath) -> Result<String, Problem> {
     let meta = std::fs::metadata(file).map_err(|e| file_problem(file, format!("cannot read: {e}")))?;
     if meta.len() > MAX_INPUT_BYTES as u64 {

@@ -86,8 +86,9 @@ impl<'i, 'a> Clusters<'i, 'a> {
         let mut endpoints = Vec::new();
         for es in &matching {
             let address = es.spec.networking.as_ref().map_or("", |n| n.address.as_str());
-            let (host, port) = split_address(address)
-                .ok_or_else(|| format!("ExternalService {}: networking.address {address:?} is not host:port", es.name))?;
+            let (host, port) = split_address(address).ok_or_else(|| {
+                format!("ExternalService {}: networking.address {address:?} is not host:port", es.name)
+            })?;
             endpoints.push(Endpoint { host, port });
         }
         endpoints.sort();

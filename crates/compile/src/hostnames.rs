@@ -7,7 +7,9 @@ pub fn contains(outer: &str, inner: &str) -> bool {
         return true;
     }
     match outer.strip_prefix('*') {
-        Some(suffix) if suffix.starts_with('.') => inner.len() > suffix.len() && inner.ends_with(suffix) && inner != suffix,
+        Some(suffix) if suffix.starts_with('.') => {
+            inner.len() > suffix.len() && inner.ends_with(suffix) && inner != suffix
+        }
         _ => false,
     }
 }

@@ -23,18 +23,15 @@ pub mod select;
 use meshgate_api::resource::Resource;
 use meshgate_plan::{Diagnostic, GatewayPlan, ObjectRef, Plan, Severity};
 
-pub use backends::Files;
 use backends::Clusters;
+pub use backends::Files;
 use index::Index;
 
 /// Compiles the plan of every builtin gateway in `resources`.
 pub fn compile(resources: &[Resource], files: &Files) -> Plan {
     let index = Index::new(resources);
-    let gateways = index
-        .builtin_gateways()
-        .into_iter()
-        .map(|(mesh, dp)| compile_gateway(&index, files, mesh, dp.name))
-        .collect();
+    let gateways =
+        index.builtin_gateways().into_iter().map(|(mesh, dp)| compile_gateway(&index, files, mesh, dp.name)).collect();
     Plan { gateways }
 }
 

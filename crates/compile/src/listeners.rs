@@ -99,8 +99,10 @@ fn virtual_hosts(listeners: &[HostListener<'_>], port: u16, clusters: &mut Clust
     names
         .into_iter()
         .map(|domain| {
-            let attached: Vec<Attached<'_>> =
-                hosts.get(&domain).map(|l| l.iter().copied().filter(|r| keeps(&domain, r)).collect()).unwrap_or_default();
+            let attached: Vec<Attached<'_>> = hosts
+                .get(&domain)
+                .map(|l| l.iter().copied().filter(|r| keeps(&domain, r)).collect())
+                .unwrap_or_default();
             let routes = route_table(&attached, port, clusters);
             VirtualHost { domain, routes }
         })
@@ -132,7 +134,9 @@ pub fn listeners(
             diagnostics.push(Diagnostic {
                 severity: Severity::Error,
                 subject: subject.clone(),
-                message: format!("port {port}: cross-mesh listeners need mesh mTLS, which meshgate does not provide; not served"),
+                message: format!(
+                    "port {port}: cross-mesh listeners need mesh mTLS, which meshgate does not provide; not served"
+                ),
             });
             continue;
         }
@@ -152,7 +156,10 @@ pub fn listeners(
                 diagnostics.push(Diagnostic {
                     severity: Severity::Warning,
                     subject: subject.clone(),
-                    message: format!("{name}: {} listeners are not served by this version of meshgate yet", protocol.name()),
+                    message: format!(
+                        "{name}: {} listeners are not served by this version of meshgate yet",
+                        protocol.name()
+                    ),
                 });
                 Vec::new()
             }
@@ -162,7 +169,10 @@ pub fn listeners(
             port: port16,
             protocol,
             connection_limit: first.connection_limit(),
-            hostnames: hosts.iter().map(|h| ListenerHostname { hostname: h.hostname.clone(), tags: h.tags.clone() }).collect(),
+            hostnames: hosts
+                .iter()
+                .map(|h| ListenerHostname { hostname: h.hostname.clone(), tags: h.tags.clone() })
+                .collect(),
             virtual_hosts,
         });
     }

@@ -7,8 +7,8 @@ use meshgate_api::model::gateway_route::{
     HeaderMatchType, HeaderValue, HttpFilter, HttpMatch, HttpMethod, HttpRoute, HttpRule, PathMatchType, QueryMatchType,
 };
 use meshgate_plan::{
-    Action, DirectResponse, Forward, HeaderMatch, HeaderOps, HostRewrite, Mirror, NO_ROUTES_BODY, PathMatch, PathRewrite,
-    QueryMatch, Redirect, Route, RouteSource, ValueMatch, WeightedCluster,
+    Action, DirectResponse, Forward, HeaderMatch, HeaderOps, HostRewrite, Mirror, NO_ROUTES_BODY, PathMatch,
+    PathRewrite, QueryMatch, Redirect, Route, RouteSource, ValueMatch, WeightedCluster,
 };
 
 use crate::backends::{Clusters, UNRESOLVED_BACKEND, cluster_name};
@@ -163,7 +163,9 @@ fn action(
     let mut weights: BTreeMap<String, (usize, u32)> = BTreeMap::new();
     for (i, b) in rule.backends.iter().enumerate() {
         let name = clusters.resolve(&b.destination, &subject).unwrap_or_else(|| {
-            if b.destination.get(meshgate_api::model::common::SERVICE_TAG).map(String::as_str) == Some(UNRESOLVED_BACKEND) {
+            if b.destination.get(meshgate_api::model::common::SERVICE_TAG).map(String::as_str)
+                == Some(UNRESOLVED_BACKEND)
+            {
                 UNRESOLVED_BACKEND.to_owned()
             } else {
                 cluster_name(&b.destination)
@@ -240,17 +242,20 @@ fn specificity(a: &Route, b: &Route) -> Ordering {
 
 /// The route table of a virtual host from the routes attached to it, in Kuma's match order.
 pub fn route_table(attached: &[Attached<'_>], listener_port: u16, clusters: &mut Clusters<'_, '_>) -> Vec<Route> {
-    // Explicit EXACT paths of the whole virtual host suppress the exact entry a PREFIX would add.
-    let mut exact_paths: BTreeSet<String> = BTreeSet::new();
+    // Explicit EXACT paths of the whole virtual host suppress the exact entry a PREFIX would add, and so does an
+    // exact entry already added for a different prefix spelling (`/api` and `/api/` share the exact path `/api`).
+    // Every entry of one prefix spelling gets its own exact entry (with its own conditions), as in Kuma.
+    let mut explicit_exact: BTreeSet<String> = BTreeSet::new();
     for route in attached {
         for rule in &route.http.rules {
             for m in &rule.matches {
                 if let Some(p) = m.path.as_ref().filter(|p| p.match_ == PathMatchType::EXACT) {
-                    exact_paths.insert(p.value.clone());
+                    explicit_exact.insert(p.value.clone());
                 }
             }
         }
     }
+    let mut synthesized_for: BTreeMap<String, String> = BTreeMap::new();
     let mut entries = Vec::new();
     for route in attached {
         for (rule_index, rule) in route.http.rules.iter().enumerate() {
@@ -262,8 +267,12 @@ pub fn route_table(attached: &[Attached<'_>], listener_port: u16, clusters: &mut
             };
             for (match_index, m) in rule.matches.iter().enumerate() {
                 let (method, headers, query) = conditions(m);
-                let source =
-                    RouteSource { kind: "MeshGatewayRoute".into(), name: route.name.to_owned(), rule: rule_index, r#match: match_index };
+                let source = RouteSource {
+                    kind: "MeshGatewayRoute".into(),
+                    name: route.name.to_owned(),
+                    rule: rule_index,
+                    r#match: match_index,
+                };
                 let entry = |path: PathMatch| Route {
                     source: source.clone(),
                     path,
@@ -284,7 +293,10 @@ pub fn route_table(attached: &[Attached<'_>], listener_port: u16, clusters: &mut
                             // needs an exact entry when a rewrite must see it.
                             let synthesize = if exact.is_empty() { rewrites_prefix } else { true };
                             let exact_path = if exact.is_empty() { "/".to_owned() } else { exact.to_owned() };
-                            if synthesize && exact_paths.insert(exact_path.clone()) {
+                            let taken = explicit_exact.contains(&exact_path)
+                                || synthesized_for.get(&exact_path).is_some_and(|spelling| spelling != &p.value);
+                            if synthesize && !taken {
+                                synthesized_for.insert(exact_path.clone(), p.value.clone());
                                 entries.push(entry(PathMatch::Exact(exact_path)));
                             }
                         }

@@ -73,6 +73,9 @@ mod tests {
         assert_eq!(rank(&tags(&[("kuma.io/service", "gw"), ("zone", "a")]), &dp), Some((2, 2)));
         assert_eq!(rank(&tags(&[("kuma.io/service", "gw"), ("zone", "b")]), &dp), None);
         assert_eq!(rank(&tags(&[("version", "*")]), &dp), None);
-        assert!(rank(&tags(&[("kuma.io/service", "gw"), ("zone", "*")]), &dp) > rank(&tags(&[("kuma.io/service", "gw")]), &dp));
+        assert!(
+            rank(&tags(&[("kuma.io/service", "gw"), ("zone", "*")]), &dp)
+                > rank(&tags(&[("kuma.io/service", "gw")]), &dp)
+        );
     }
 }

@@ -279,6 +279,29 @@ pub enum PathRewrite {
     },
 }
 
+impl PathRewrite {
+    /// The rewritten form of a (normalised) request path; the definition of what a rewrite means.
+    ///
+    /// A prefix rewrite is segment-aware: with prefix `/api` and replacement `/v2`, `/api` becomes `/v2` and
+    /// `/api/x` becomes `/v2/x`; `/apix` is not under the prefix and is left alone. A trailing `/` of the
+    /// replacement is dropped (`/` alone means "remove the prefix"); the root prefix is written `""`.
+    pub fn apply(&self, path: &str) -> String {
+        match self {
+            PathRewrite::Full(p) => p.clone(),
+            PathRewrite::Prefix { prefix, replacement } => {
+                let replacement = replacement.trim_end_matches('/');
+                if path == prefix || (prefix.is_empty() && path == "/") {
+                    if replacement.is_empty() { "/".to_owned() } else { replacement.to_owned() }
+                } else if let Some(rest) = path.strip_prefix(prefix.as_str()).filter(|r| r.starts_with('/')) {
+                    format!("{replacement}{rest}")
+                } else {
+                    path.to_owned()
+                }
+            }
+        }
+    }
+}
+
 /// A Host rewrite.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -423,5 +446,31 @@ impl GatewayPlan {
             }
         }
         plan
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_rewrites_are_segment_aware() {
+        let rw = |p: &str, r: &str| PathRewrite::Prefix { prefix: p.to_owned(), replacement: r.to_owned() };
+        for (rewrite, path, want) in [
+            (rw("/prefix", "/"), "/prefix/middle", "/middle"),
+            (rw("/prefix", "/"), "/prefix", "/"),
+            (rw("/prefix/middle", "/middle"), "/prefix/middle/tail", "/middle/tail"),
+            (rw("/prefix/middle", "/middle"), "/prefix/middle", "/middle"),
+            (rw("/drop-prefix", "/"), "/drop-prefix/tail", "/tail"),
+            (rw("/api", "/v2/"), "/api/x", "/v2/x"),
+            (rw("/api", "/v2/"), "/api", "/v2"),
+            (rw("/api", ""), "/api", "/"),
+            (rw("/api", "/v2"), "/apix", "/apix"),
+            (rw("", "/a/b"), "/", "/a/b"),
+            (rw("", "/a/b"), "/x/y", "/a/b/x/y"),
+            (PathRewrite::Full("/new".into()), "/old/path", "/new"),
+        ] {
+            assert_eq!(rewrite.apply(path), want, "{rewrite:?} {path}");
+        }
     }
 }

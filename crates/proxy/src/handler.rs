@@ -14,11 +14,11 @@ use http_body::Body as _;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
-use meshgate_plan::{PathRewrite, Redirect};
+use meshgate_plan::Redirect;
 
 use crate::metrics::{ListenerLabels, Metrics, UpstreamLabels, class_index};
 use crate::path::normalize;
-use crate::runtime::{ActionRuntime, ForwardRuntime, ListenerRuntime, REQUEST_TIMEOUT, RouteRuntime};
+use crate::runtime::{ActionRuntime, ForwardRuntime, ListenerRuntime, RouteRuntime};
 use crate::upstream::{BoxError, UpstreamBody, UpstreamError};
 
 /// The body of responses sent downstream.
@@ -123,29 +123,13 @@ async fn serve<'l>(
     (response, Some(route))
 }
 
-/// Applies a path rewrite to a (normalised) path.
-pub fn rewrite_path(rewrite: &PathRewrite, path: &str) -> String {
-    match rewrite {
-        PathRewrite::Full(p) => p.clone(),
-        PathRewrite::Prefix { prefix, replacement } => {
-            if path == prefix {
-                if replacement.is_empty() { "/".to_owned() } else { replacement.clone() }
-            } else if let Some(rest) = path.strip_prefix(prefix.as_str()).filter(|r| r.starts_with('/')) {
-                format!("{}{rest}", replacement.trim_end_matches('/'))
-            } else {
-                path.to_owned()
-            }
-        }
-    }
-}
-
 fn redirect(r: &Redirect, listener: &ListenerRuntime, host: &str, path: &str) -> Response<ResponseBody> {
     let scheme = r.scheme.as_deref().unwrap_or(listener.scheme);
     let host = r.host.as_deref().unwrap_or(host);
     let port = r.port.unwrap_or(listener.port);
     let default_port = matches!((scheme, port), ("http", 80) | ("https", 443));
     let path = match &r.path_rewrite {
-        Some(rw) => rewrite_path(rw, path),
+        Some(rw) => rw.apply(path),
         None => path.to_owned(),
     };
     let host = if host.contains(':') { format!("[{host}]") } else { host.to_owned() };
@@ -231,7 +215,7 @@ async fn forward(
     };
 
     let new_path = match &f.path_rewrite {
-        Some(rw) => rewrite_path(rw, path),
+        Some(rw) => rw.apply(path),
         None => path.to_owned(),
     };
     let path_and_query = match query {
@@ -264,8 +248,9 @@ async fn forward(
             );
             if let Ok(mirror_req) = mirror_req {
                 let endpoint = Arc::clone(mirror_endpoint);
+                let timeout = listener.request_timeout;
                 tokio::spawn(async move {
-                    if let Ok(Ok(resp)) = tokio::time::timeout(REQUEST_TIMEOUT, endpoint.send(mirror_req)).await {
+                    if let Ok(Ok(resp)) = tokio::time::timeout(timeout, endpoint.send(mirror_req)).await {
                         let _ = resp.into_body().collect().await;
                     }
                 });
@@ -283,7 +268,7 @@ async fn forward(
             .get_or_create(&UpstreamLabels { cluster: cluster.name.clone(), reason: reason.to_owned() })
             .inc();
     };
-    let response = match tokio::time::timeout(REQUEST_TIMEOUT, endpoint.send(upstream_req)).await {
+    let response = match tokio::time::timeout(listener.request_timeout, endpoint.send(upstream_req)).await {
         Err(_) => {
             count_error("timeout");
             return text(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout\n");
@@ -335,20 +320,6 @@ fn upstream_request(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn prefix_rewrites_are_segment_aware() {
-        let rw = |p: &str, r: &str| PathRewrite::Prefix { prefix: p.to_owned(), replacement: r.to_owned() };
-        assert_eq!(rewrite_path(&rw("/prefix", "/"), "/prefix/middle"), "/middle");
-        assert_eq!(rewrite_path(&rw("/prefix", "/"), "/prefix"), "/");
-        assert_eq!(rewrite_path(&rw("/prefix/middle", "/middle"), "/prefix/middle/tail"), "/middle/tail");
-        assert_eq!(rewrite_path(&rw("/prefix/middle", "/middle"), "/prefix/middle"), "/middle");
-        assert_eq!(rewrite_path(&rw("/drop-prefix", "/"), "/drop-prefix/tail"), "/tail");
-        assert_eq!(rewrite_path(&rw("/api", "/v2/"), "/api/x"), "/v2/x");
-        assert_eq!(rewrite_path(&rw("/api", ""), "/api"), "/");
-        assert_eq!(rewrite_path(&rw("/api", "/v2"), "/apix"), "/apix");
-        assert_eq!(rewrite_path(&PathRewrite::Full("/new".into()), "/old/path"), "/new");
-    }
 
     #[test]
     fn hop_by_hop_headers_go() {

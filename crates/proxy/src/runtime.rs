@@ -21,8 +21,8 @@ use crate::upstream::{EndpointPool, PoolKey, Pools, TlsSettings};
 
 /// How long to wait for an upstream TCP (and TLS) connection.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long to wait for an upstream response head (Kuma's default route timeout).
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long to wait for an upstream response head by default (Kuma's default route timeout).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A cluster bound to endpoint pools.
 #[derive(Debug)]
@@ -315,6 +315,8 @@ pub struct ListenerRuntime {
     pub server_header: HeaderValue,
     /// Counters for requests no route took.
     pub unrouted: [Counter; 5],
+    /// How long to wait for an upstream response head.
+    pub request_timeout: Duration,
 }
 
 /// Settings of the data plane that do not come from the plan.
@@ -322,11 +324,13 @@ pub struct ListenerRuntime {
 pub struct ProxySettings {
     /// The `server` response header.
     pub server_name: String,
+    /// How long to wait for an upstream response head.
+    pub request_timeout: Duration,
 }
 
 impl Default for ProxySettings {
     fn default() -> Self {
-        Self { server_name: "meshgate".to_owned() }
+        Self { server_name: "meshgate".to_owned(), request_timeout: DEFAULT_REQUEST_TIMEOUT }
     }
 }
 
@@ -489,6 +493,7 @@ impl Builder<'_> {
             vhosts: table,
             server_header,
             unrouted: self.metrics.route_counters(&listener.name, "-"),
+            request_timeout: settings.request_timeout,
         }
     }
 }
@@ -572,7 +577,7 @@ mod tests {
                 t.exact.insert((*d).to_owned(), i);
             }
         }
-        t.wildcards.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        t.wildcards.sort_by_key(|w| std::cmp::Reverse(w.0.len()));
         assert_eq!(t.find("foo.example.com").unwrap().domain, "foo.example.com");
         assert_eq!(t.find("bar.example.com").unwrap().domain, "*.example.com");
         assert_eq!(t.find("x.a.example.com").unwrap().domain, "*.a.example.com");

@@ -32,6 +32,9 @@ pub struct RunArgs {
     /// How long to wait for in-flight requests when stopping or removing a listener, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub drain_timeout: u64,
+    /// How long to wait for an upstream's response head, in milliseconds (Kuma's default route timeout is 15 s).
+    #[arg(long, value_name = "MILLISECONDS", default_value_t = 15_000)]
+    pub upstream_timeout: u64,
     /// The `server` header of every response.
     #[arg(long, value_name = "NAME", default_value = "meshgate")]
     pub server_name: String,
@@ -114,7 +117,10 @@ async fn serve(args: RunArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     let proxy = Arc::new(Proxy::new(
-        ProxySettings { server_name: args.server_name.clone() },
+        ProxySettings {
+            server_name: args.server_name.clone(),
+            request_timeout: Duration::from_millis(args.upstream_timeout.max(1)),
+        },
         Duration::from_secs(args.drain_timeout),
     ));
     let admin_state =

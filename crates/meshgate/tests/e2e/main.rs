@@ -1,0 +1,6 @@
+//! End-to-end tests: the real `meshgate` binary, real sockets, real backends on 127.0.0.1.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+
+mod cli;
+mod gateway;
+mod support;

@@ -1,0 +1,319 @@
+//! Test harness: backends that echo what they receive, and a `meshgate run` process.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::{Value, json};
+
+/// A free TCP port on 127.0.0.1 (bound then released).
+pub fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// What a backend saw.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub path: String,
+    pub headers: BTreeMap<String, String>,
+    pub body: String,
+    pub version: String,
+}
+
+/// How a backend answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Behaviour {
+    /// Echo the request as JSON.
+    Echo,
+    /// Sleep this long, then echo.
+    Slow(Duration),
+}
+
+/// A backend on 127.0.0.1 answering HTTP/1.1 and h2c, echoing requests as JSON: `{"backend", "method", "path",
+/// "headers", "body"}`.
+#[derive(Clone, Debug)]
+pub struct Backend {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Backend {
+    pub async fn start(name: &str) -> Backend {
+        Self::start_with(name, Behaviour::Echo).await
+    }
+
+    pub async fn start_with(name: &str, behaviour: Behaviour) -> Backend {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let backend = Backend { name: name.to_owned(), addr, seen: Arc::clone(&seen) };
+        let name = name.to_owned();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let name = name.clone();
+                let seen = Arc::clone(&seen);
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                        let name = name.clone();
+                        let seen = Arc::clone(&seen);
+                        async move { Ok::<_, Infallible>(echo(req, &name, &seen, behaviour).await) }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        backend
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+}
+
+async fn echo(
+    req: Request<Incoming>,
+    name: &str,
+    seen: &Mutex<Vec<Seen>>,
+    behaviour: Behaviour,
+) -> Response<Full<Bytes>> {
+    if let Behaviour::Slow(d) = behaviour {
+        tokio::time::sleep(d).await;
+    }
+    let method = req.method().to_string();
+    let path = req.uri().path_and_query().map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
+    let version = format!("{:?}", req.version());
+    let mut headers = BTreeMap::new();
+    for (k, v) in req.headers() {
+        let entry = headers.entry(k.as_str().to_owned()).or_insert_with(String::new);
+        if !entry.is_empty() {
+            entry.push_str(", ");
+        }
+        entry.push_str(v.to_str().unwrap_or("<binary>"));
+    }
+    if let Some(authority) = req.uri().authority() {
+        headers.entry(":authority".to_owned()).or_insert_with(|| authority.to_string());
+    }
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+        .unwrap_or_default();
+    let record = Seen { path: path.clone(), headers: headers.clone(), body: body.clone(), version };
+    seen.lock().unwrap().push(record);
+    let json = json!({"backend": name, "method": method, "path": path, "headers": headers, "body": body});
+    Response::builder()
+        .header("content-type", "application/json")
+        .header("x-backend", name)
+        .header("connection", "keep-alive")
+        .body(Full::new(Bytes::from(json.to_string())))
+        .unwrap()
+}
+
+/// A `meshgate run` process.
+pub struct Gateway {
+    pub child: Child,
+    pub admin: SocketAddr,
+    log: PathBuf,
+}
+
+impl Gateway {
+    /// Starts `meshgate run --config dir` and waits until `/ready` answers 200.
+    pub async fn start(dir: &Path, extra: &[&str]) -> Gateway {
+        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let log = dir.with_extension("log");
+        let log_file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_meshgate"))
+            .args([
+                "run",
+                "--config",
+                dir.to_str().unwrap(),
+                "--admin",
+                &admin.to_string(),
+                "--drain-timeout",
+                "3",
+                "--workers",
+                "2",
+            ])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .unwrap();
+        let gw = Gateway { child, admin, log };
+        gw.wait_ready().await;
+        gw
+    }
+
+    pub async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let client = client();
+        loop {
+            if let Ok(r) = client.get(format!("http://{}/ready", self.admin)).send().await
+                && r.status() == 200
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "gateway not ready; log:\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub async fn config(&self) -> Value {
+        let text = client().get(format!("http://{}/config", self.admin)).send().await.unwrap().text().await.unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    pub async fn metrics(&self) -> String {
+        client().get(format!("http://{}/metrics", self.admin)).send().await.unwrap().text().await.unwrap()
+    }
+
+    pub fn terminate(&self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// An HTTP client that does not follow redirects.
+pub fn client() -> reqwest::Client {
+    install_crypto();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+/// An HTTP/2 prior-knowledge (h2c) client.
+pub fn h2c_client() -> reqwest::Client {
+    install_crypto();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .http2_prior_knowledge()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+/// A response, simplified.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    /// The echoing backend's JSON, if the body is one.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+
+    /// Which backend answered.
+    pub fn backend(&self) -> String {
+        self.json()["backend"].as_str().unwrap_or("").to_owned()
+    }
+
+    /// A header the backend received.
+    pub fn upstream_header(&self, name: &str) -> Option<String> {
+        self.json()["headers"][name].as_str().map(str::to_owned)
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+    }
+}
+
+/// Sends a request with a Host and extra headers.
+pub async fn send(
+    client: &reqwest::Client,
+    method: &str,
+    port: u16,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Reply {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut req = client.request(method, format!("http://127.0.0.1:{port}{path}")).header("host", host);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.text().await.unwrap_or_default();
+    Reply { status, headers, body }
+}
+
+pub async fn get(port: u16, host: &str, path: &str) -> Reply {
+    send(&client(), "GET", port, host, path, &[]).await
+}
+
+/// Writes a file into the config directory atomically (rename), as editors do.
+pub fn write_config(dir: &Path, name: &str, content: &str) {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, content).unwrap();
+    std::fs::rename(&tmp, dir.join(name)).unwrap();
+}
+
+/// The gateway Dataplane and a MeshGateway with the given listeners (YAML list items, indented by 2).
+pub fn gateway_yaml(listeners: &str) -> String {
+    format!(
+        "type: Dataplane\nmesh: default\nname: gw-1\nnetworking:\n  address: 127.0.0.1\n  gateway:\n    type: BUILTIN\n    tags:\n      kuma.io/service: gw\n---\ntype: MeshGateway\nmesh: default\nname: gw\nselectors:\n- match:\n    kuma.io/service: gw\nconf:\n  listeners:\n{listeners}"
+    )
+}
+
+/// A Dataplane serving `service` at a backend.
+pub fn backend_yaml(name: &str, service: &str, port: u16, extra_tags: &str) -> String {
+    format!(
+        "---\ntype: Dataplane\nmesh: default\nname: {name}\nnetworking:\n  address: 127.0.0.1\n  inbound:\n  - port: {port}\n    tags:\n      kuma.io/service: {service}\n{extra_tags}"
+    )
+}
+
+/// Polls until `check` holds (or panics after `within`).
+pub async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
