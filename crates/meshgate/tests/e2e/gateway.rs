@@ -411,6 +411,39 @@ async fn external_services_and_http2() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_service_over_tls() {
+    let (secure, ca) = Backend::start_tls("secure", "secure.example").await;
+    let port = free_port();
+    let indented: String = ca.lines().map(|l| format!("          {l}\n")).collect();
+    let es = |name: &str, server_name: &str| {
+        format!(
+            "---\ntype: ExternalService\nmesh: default\nname: {name}\nnetworking:\n  address: 127.0.0.1:{}\n  tls:\n    enabled: true\n    serverName: {server_name}\n    caCert:\n      inlineString: |\n{indented}tags:\n  kuma.io/service: {name}\n",
+            secure.port()
+        )
+    };
+    let mut config = gateway_yaml(&format!("  - port: {port}\n    protocol: HTTP\n"));
+    config.push_str(&es("secure", "secure.example"));
+    config.push_str(&es("wrong-name", "other.example"));
+    config.push_str(&route(
+        "r",
+        "",
+        "    rules:
+    - matches: [{path: {match: PREFIX, value: /secure}}]
+      backends: [{destination: {kuma.io/service: secure}}]
+    - matches: [{path: {match: PREFIX, value: /wrong}}]
+      backends: [{destination: {kuma.io/service: wrong-name}}]
+",
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.yaml"), config).unwrap();
+    let _gw = Gateway::start(dir.path(), &[]).await;
+    let r = get(port, "example.com", "/secure/x").await;
+    assert_eq!((r.status, r.backend().as_str()), (200, "secure"), "{r:?}");
+    // A certificate that does not name the server is refused: the upstream cannot be reached.
+    assert_eq!(get(port, "example.com", "/wrong").await.status, 503);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hot_reload_applies_changes_and_keeps_the_last_good_version() {
     let one = Backend::start("one").await;
     let two = Backend::start("two").await;

@@ -78,6 +78,48 @@ impl Backend {
         backend
     }
 
+    /// A backend behind TLS with a self-signed certificate for `hostname`; returns it and the certificate PEM.
+    pub async fn start_tls(name: &str, hostname: &str) -> (Backend, String) {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let cert = rcgen::CertificateParams::new(vec![hostname.to_owned()]).unwrap().self_signed(&key).unwrap();
+        let cert_pem = cert.pem();
+        let chain = vec![cert.der().clone()];
+        let key_der = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+        let config =
+            rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(chain, key_der)
+                .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let backend = Backend { name: name.to_owned(), addr, seen: Arc::clone(&seen) };
+        let name = name.to_owned();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let acceptor = acceptor.clone();
+                let name = name.clone();
+                let seen = Arc::clone(&seen);
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(stream).await else { return };
+                    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                        let name = name.clone();
+                        let seen = Arc::clone(&seen);
+                        async move { Ok::<_, Infallible>(echo(req, &name, &seen, Behaviour::Echo).await) }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        (backend, cert_pem)
+    }
+
     pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
