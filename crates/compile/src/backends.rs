@@ -16,6 +16,10 @@ pub const UNRESOLVED_BACKEND: &str = "kuma.io/unresolved-backend";
 /// Contents of files named by `file` data sources, by absolute path (read by the caller: compiling does no I/O).
 pub type Files = BTreeMap<String, Vec<u8>>;
 
+/// A backend that cannot be used (the reason is in the diagnostics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unusable;
+
 /// Builds the clusters of one gateway plan.
 #[derive(Debug)]
 pub struct Clusters<'i, 'a> {
@@ -50,32 +54,33 @@ impl<'i, 'a> Clusters<'i, 'a> {
         Self { index, files, mesh, clusters: BTreeMap::new(), diagnostics: Vec::new() }
     }
 
-    /// The cluster for `destination`, built on first use. `None` for Kuma's unresolved-backend service, or when
-    /// the destination cannot be used (reported as a diagnostic against `subject`).
-    pub fn resolve(&mut self, destination: &Tags, subject: &str) -> Option<String> {
-        let service = destination.get(SERVICE_TAG)?;
+    /// The cluster for `destination`, built on first use: `Ok(None)` for Kuma's unresolved-backend service (its
+    /// requests get a 500), `Err` when the destination cannot be used (reported as a diagnostic against
+    /// `subject`; the caller leaves the rule out).
+    pub fn resolve(&mut self, destination: &Tags, subject: &str) -> Result<Option<String>, Unusable> {
+        let Some(service) = destination.get(SERVICE_TAG) else { return Ok(None) };
         if service == UNRESOLVED_BACKEND {
-            return None;
+            return Ok(None);
         }
         let name = cluster_name(destination);
         if self.clusters.contains_key(&name) {
-            return Some(name);
+            return Ok(Some(name));
         }
         let cluster = match self.external(service, destination, subject) {
             Ok(Some(cluster)) => cluster,
             Ok(None) => self.mesh_service(service, destination, subject),
             Err(message) => {
                 self.diagnostics.push(Diagnostic { severity: Severity::Error, subject: subject.to_owned(), message });
-                return None;
+                return Err(Unusable);
             }
         };
         self.clusters.insert(name.clone(), cluster);
-        Some(name)
+        Ok(Some(name))
     }
 
     /// An ExternalService cluster, if ExternalServices of the mesh serve `service` and match the destination
     /// (they take precedence over Dataplanes of the same service).
-    fn external(&self, service: &str, destination: &Tags, subject: &str) -> Result<Option<Cluster>, String> {
+    fn external(&self, service: &str, destination: &Tags, _subject: &str) -> Result<Option<Cluster>, String> {
         let matching: Vec<_> = self
             .index
             .external_services(self.mesh, service)
@@ -94,7 +99,7 @@ impl<'i, 'a> Clusters<'i, 'a> {
         endpoints.sort();
         endpoints.dedup();
         let tls = self.external_tls(first.name, first.spec).map_err(|e| {
-            format!("ExternalService {}: {e}; routes to service {service:?} are disabled ({subject})", first.name)
+            format!("ExternalService {}: {e}; the rules routing to service {service:?} are left out", first.name)
         })?;
         Ok(Some(Cluster {
             service: service.to_owned(),

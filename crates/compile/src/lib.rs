@@ -92,3 +92,56 @@ pub fn compile_gateway(index: &Index<'_>, files: &Files, mesh: &str, dataplane: 
     plan.diagnostics = diagnostics;
     plan
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meshgate_api::decode::UnknownFields;
+    use meshgate_plan::{Action, PathMatch};
+
+    fn compile_text(text: &str) -> GatewayPlan {
+        let outcome = meshgate_api::load::decode_text(std::path::Path::new("t.yaml"), text, UnknownFields::Deny);
+        assert!(outcome.problems.is_empty(), "{:?}", outcome.problems);
+        let resources: Vec<Resource> = outcome.loaded.into_iter().map(|l| l.decoded.resource).collect();
+        let mut plan = compile(&resources, &Files::new());
+        assert_eq!(plan.gateways.len(), 1);
+        plan.gateways.remove(0)
+    }
+
+    const GATEWAY: &str = "type: Dataplane\nname: gw-1\nnetworking:\n  address: 127.0.0.1\n  gateway:\n    type: BUILTIN\n    tags: {kuma.io/service: gw}\n---\ntype: MeshGateway\nname: gw\nselectors: [{match: {kuma.io/service: gw}}]\nconf:\n  listeners: [{port: 8080, protocol: HTTP}]\n";
+
+    #[test]
+    fn a_rule_whose_backend_cannot_be_used_is_left_out_and_reported() {
+        let text = format!(
+            "{GATEWAY}---\ntype: ExternalService\nname: es\nnetworking:\n  address: example.com:443\n  tls: {{enabled: true, caCert: {{secret: missing}}}}\ntags: {{kuma.io/service: es}}\n---\ntype: MeshGatewayRoute\nname: r\nselectors: [{{match: {{kuma.io/service: gw}}}}]\nconf:\n  http:\n    rules:\n    - matches: [{{path: {{match: PREFIX, value: /es}}}}]\n      backends: [{{destination: {{kuma.io/service: es}}}}]\n    - matches: [{{path: {{match: PREFIX, value: /ok}}}}]\n      backends: [{{destination: {{kuma.io/service: kuma.io/unresolved-backend}}}}]\n"
+        );
+        let plan = compile_text(&text);
+        let routes = &plan.listeners[0].virtual_hosts[0].routes;
+        let paths: Vec<&PathMatch> = routes.iter().map(|r| &r.path).collect();
+        assert_eq!(paths, vec![&PathMatch::Exact("/ok".into()), &PathMatch::Prefix("/ok/".into())]);
+        assert!(
+            matches!(&routes[0].action, Action::Forward(f) if f.backends[0].cluster == "kuma.io/unresolved-backend")
+        );
+        let d = &plan.diagnostics;
+        assert!(
+            d.iter().any(
+                |d| d.message.contains("caCert: secret \"missing\" not found") && d.subject == "MeshGatewayRoute r"
+            ),
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn plans_do_not_depend_on_input_order() {
+        let text = format!(
+            "{GATEWAY}---\ntype: MeshGatewayRoute\nname: b\nselectors: [{{match: {{kuma.io/service: gw}}}}]\nconf: {{http: {{rules: [{{matches: [{{path: {{match: PREFIX, value: /x}}}}], backends: [{{destination: {{kuma.io/service: b}}}}]}}]}}}}\n---\ntype: MeshGatewayRoute\nname: a\nselectors: [{{match: {{kuma.io/service: gw}}}}]\nconf: {{http: {{rules: [{{matches: [{{path: {{match: PREFIX, value: /x}}}}], backends: [{{destination: {{kuma.io/service: a}}}}]}}]}}}}\n"
+        );
+        let outcome = meshgate_api::load::decode_text(std::path::Path::new("t.yaml"), &text, UnknownFields::Deny);
+        let mut resources: Vec<Resource> = outcome.loaded.into_iter().map(|l| l.decoded.resource).collect();
+        let first = serde_json::to_string(&compile(&resources, &Files::new())).unwrap();
+        resources.reverse();
+        let second = serde_json::to_string(&compile(&resources, &Files::new())).unwrap();
+        assert_eq!(first, second);
+        assert!(first.find("\"name\":\"a\"") < first.find("\"name\":\"b\""), "ties keep name order");
+    }
+}

@@ -11,7 +11,7 @@ use meshgate_plan::{
     PathRewrite, QueryMatch, Redirect, Route, RouteSource, ValueMatch, WeightedCluster,
 };
 
-use crate::backends::{Clusters, UNRESOLVED_BACKEND, cluster_name};
+use crate::backends::{Clusters, UNRESOLVED_BACKEND, Unusable};
 
 /// A route attached to a virtual host.
 #[derive(Clone, Copy, Debug)]
@@ -152,9 +152,11 @@ fn action(
         if let Some(m) = &f.mirror
             && let Some(backend) = &m.backend
             && let Some(pct) = m.percentage.filter(|p| *p > 0.0)
-            && let Some(cluster) = clusters.resolve(&backend.destination, &subject)
         {
-            mirror = Some(Mirror { cluster, percentage: pct.min(100.0) });
+            // A mirror that cannot be resolved is dropped (reported); the rule itself still serves.
+            if let Ok(Some(cluster)) = clusters.resolve(&backend.destination, &subject) {
+                mirror = Some(Mirror { cluster, percentage: pct.min(100.0) });
+            }
         }
     }
 
@@ -162,15 +164,13 @@ fn action(
     let lone = rule.backends.len() == 1;
     let mut weights: BTreeMap<String, (usize, u32)> = BTreeMap::new();
     for (i, b) in rule.backends.iter().enumerate() {
-        let name = clusters.resolve(&b.destination, &subject).unwrap_or_else(|| {
-            if b.destination.get(meshgate_api::model::common::SERVICE_TAG).map(String::as_str)
-                == Some(UNRESOLVED_BACKEND)
-            {
-                UNRESOLVED_BACKEND.to_owned()
-            } else {
-                cluster_name(&b.destination)
-            }
-        });
+        let name = match clusters.resolve(&b.destination, &subject) {
+            Ok(Some(name)) => name,
+            // Kuma's unresolved backend: no cluster, so requests get a 500.
+            Ok(None) => UNRESOLVED_BACKEND.to_owned(),
+            // The backend cannot be used: the rule is left out (the reason is in the diagnostics).
+            Err(Unusable) => return None,
+        };
         let weight = if lone && b.weight == 0 { 1 } else { b.weight };
         let first = weights.get(&name).map_or(i, |(pos, _)| *pos);
         weights.insert(name, (first, weight));

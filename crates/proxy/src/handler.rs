@@ -16,7 +16,7 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use meshgate_plan::Redirect;
 
-use crate::metrics::{ListenerLabels, Metrics, UpstreamLabels, class_index};
+use crate::metrics::{Metrics, UpstreamLabels, class_index};
 use crate::path::normalize;
 use crate::runtime::{ActionRuntime, ForwardRuntime, ListenerRuntime, RouteRuntime};
 use crate::upstream::{BoxError, UpstreamBody, UpstreamError};
@@ -67,10 +67,7 @@ pub async fn handle(req: Request<Incoming>, conn: Arc<ConnContext>) -> Result<Re
         Some(r) => r.counters[class].inc(),
         None => listener.unrouted[class].inc(),
     };
-    conn.metrics
-        .duration
-        .get_or_create(&ListenerLabels { listener: listener.name.clone() })
-        .observe(started.elapsed().as_secs_f64());
+    listener.duration.observe(started.elapsed().as_secs_f64());
     Ok(response)
 }
 

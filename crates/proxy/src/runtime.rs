@@ -315,6 +315,8 @@ pub struct ListenerRuntime {
     pub server_header: HeaderValue,
     /// Counters for requests no route took.
     pub unrouted: [Counter; 5],
+    /// Request durations on this listener.
+    pub duration: prometheus_client::metrics::histogram::Histogram,
     /// How long to wait for an upstream response head.
     pub request_timeout: Duration,
 }
@@ -493,6 +495,11 @@ impl Builder<'_> {
             vhosts: table,
             server_header,
             unrouted: self.metrics.route_counters(&listener.name, "-"),
+            duration: self
+                .metrics
+                .duration
+                .get_or_create(&crate::metrics::ListenerLabels { listener: listener.name.clone() })
+                .clone(),
             request_timeout: settings.request_timeout,
         }
     }

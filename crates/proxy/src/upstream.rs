@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwapOption;
 use bytes::Bytes;
+use crossbeam_queue::ArrayQueue;
 use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::combinators::BoxBody;
@@ -275,8 +277,12 @@ pub struct EndpointPool {
     authority: String,
     tls: Option<TlsSettings>,
     connect_timeout: Duration,
-    idle: Mutex<Vec<(http1::SendRequest<UpstreamBody>, Instant)>>,
-    shared_h2: tokio::sync::Mutex<Option<http2::SendRequest<UpstreamBody>>>,
+    /// Idle HTTP/1.1 connections (lock-free: taken and returned by every request).
+    idle: ArrayQueue<(http1::SendRequest<UpstreamBody>, Instant)>,
+    /// The shared HTTP/2 connection (read lock-free by every request).
+    shared_h2: ArcSwapOption<http2::SendRequest<UpstreamBody>>,
+    /// Held only while an HTTP/2 connection is being made, so that one is made at a time.
+    h2_connecting: tokio::sync::Mutex<()>,
 }
 
 impl fmt::Debug for EndpointPool {
@@ -298,8 +304,9 @@ impl EndpointPool {
             authority,
             tls,
             connect_timeout,
-            idle: Mutex::new(Vec::new()),
-            shared_h2: tokio::sync::Mutex::new(None),
+            idle: ArrayQueue::new(MAX_IDLE),
+            shared_h2: ArcSwapOption::empty(),
+            h2_connecting: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -381,10 +388,7 @@ impl EndpointPool {
     /// possibly a moment before hyper marks it ready again, so readiness is awaited briefly.
     async fn checkout(&self) -> Option<http1::SendRequest<UpstreamBody>> {
         loop {
-            let (mut sender, since) = {
-                let Ok(mut idle) = self.idle.lock() else { return None };
-                idle.pop()?
-            };
+            let (mut sender, since) = self.idle.pop()?;
             if sender.is_closed() || since.elapsed() >= IDLE_TIMEOUT {
                 continue;
             }
@@ -401,32 +405,33 @@ impl EndpointPool {
         if sender.is_closed() {
             return;
         }
-        if let Ok(mut idle) = self.idle.lock()
-            && idle.len() < MAX_IDLE
-        {
-            idle.push((sender, Instant::now()));
+        // A full pool drops the connection.
+        let _ = self.idle.push((sender, Instant::now()));
+    }
+
+    async fn h2_sender(&self) -> Result<http2::SendRequest<UpstreamBody>, UpstreamError> {
+        if let Some(s) = self.shared_h2.load().as_ref().filter(|s| !s.is_closed()) {
+            return Ok(http2::SendRequest::clone(s));
         }
+        let _connecting = self.h2_connecting.lock().await;
+        // Another request may have connected while this one waited.
+        if let Some(s) = self.shared_h2.load().as_ref().filter(|s| !s.is_closed()) {
+            return Ok(http2::SendRequest::clone(s));
+        }
+        let stream = self.connect().await?;
+        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+            .handshake::<_, UpstreamBody>(TokioIo::new(stream))
+            .await
+            .map_err(|e| self.protocol_error(&e))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        self.shared_h2.store(Some(Arc::new(sender.clone())));
+        Ok(sender)
     }
 
     async fn send_h2(self: &Arc<Self>, req: Request<UpstreamBody>) -> Result<Response<PooledBody>, UpstreamError> {
-        let mut sender = {
-            let mut shared = self.shared_h2.lock().await;
-            match shared.as_ref().filter(|s| !s.is_closed()) {
-                Some(s) => s.clone(),
-                None => {
-                    let stream = self.connect().await?;
-                    let (sender, conn) = http2::Builder::new(TokioExecutor::new())
-                        .handshake::<_, UpstreamBody>(TokioIo::new(stream))
-                        .await
-                        .map_err(|e| self.protocol_error(&e))?;
-                    tokio::spawn(async move {
-                        let _ = conn.await;
-                    });
-                    *shared = Some(sender.clone());
-                    sender
-                }
-            }
-        };
+        let mut sender = self.h2_sender().await?;
         sender.ready().await.map_err(|e| self.protocol_error(&e))?;
         let response = sender.send_request(req).await.map_err(|e| self.protocol_error(&e))?;
         Ok(response.map(|body| PooledBody { inner: body, return_to: None }))
