@@ -87,6 +87,19 @@ impl PemBundle {
     }
 }
 
+/// Kuma's name for a listener certificate: `cert.<rsa|ecdsa>:<secret|file|inline>:<name>` (inline data sources
+/// are named after the listener hostname).
+pub fn certificate_name(key_type: KeyType, ds: &crate::model::common::DataSource, listener_hostname: &str) -> String {
+    let (source, name) = if let Some(s) = &ds.secret {
+        ("secret", s.as_str())
+    } else if let Some(f) = &ds.file {
+        ("file", f.as_str())
+    } else {
+        ("inline", listener_hostname)
+    };
+    format!("cert.{key_type}:{source}:{name}")
+}
+
 /// Block labels a bundle may carry. `EC PARAMETERS` (written by `openssl ecparam -genkey`) is accepted and ignored.
 const IGNORED_BLOCKS: &[&str] = &["EC PARAMETERS"];
 

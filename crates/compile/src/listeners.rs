@@ -3,8 +3,12 @@
 use std::collections::BTreeMap;
 
 use meshgate_api::model::common::Tags;
-use meshgate_api::model::gateway::{Listener as ListenerSpec, ListenerProtocol};
-use meshgate_plan::{Diagnostic, Listener, ListenerHostname, Protocol, Severity, VirtualHost};
+use meshgate_api::model::gateway::{Listener as ListenerSpec, ListenerProtocol, TlsMode as TlsModeSpec};
+use meshgate_api::pem::{KeyType, certificate_name, parse_bundle};
+use meshgate_plan::{
+    Diagnostic, Listener, ListenerHostname, Protocol, Severity, TcpProxy, TlsCertificate, TlsChain, TlsMode,
+    VirtualHost, WeightedCluster,
+};
 
 use crate::backends::Clusters;
 use crate::hostnames::{contains, exactness_order, matches};
@@ -33,9 +37,112 @@ pub fn merge_tags(layers: &[&Tags]) -> Tags {
 
 /// One MeshGateway listener with what it needs for routing.
 struct HostListener<'a> {
+    spec: &'a ListenerSpec,
     hostname: String,
     tags: Tags,
     routes: Vec<Attached<'a>>,
+    tcp_routes: Vec<TcpAttached<'a>>,
+}
+
+/// A TCP route attached to a listener.
+#[derive(Clone, Copy, Debug)]
+struct TcpAttached<'a> {
+    name: &'a str,
+    tcp: &'a meshgate_api::model::gateway_route::TcpRoute,
+}
+
+/// The TCP routes whose selectors match `tags`, in the mesh's order.
+fn attached_tcp<'a>(index: &Index<'a>, mesh: &str, tags: &Tags) -> Vec<TcpAttached<'a>> {
+    index
+        .routes(mesh)
+        .iter()
+        .filter(|r| any_matches(&r.spec.selectors, tags))
+        .filter_map(|r| r.spec.conf.as_ref()?.tcp.as_ref().map(|tcp| TcpAttached { name: r.name, tcp }))
+        .collect()
+}
+
+/// Every backend of the attached TCP routes, weighted together (Kuma: one tcp_proxy per chain).
+fn tcp_proxy(routes: &[TcpAttached<'_>], clusters: &mut Clusters<'_, '_>) -> Option<TcpProxy> {
+    let total: usize = routes.iter().flat_map(|r| r.tcp.rules.iter()).map(|rule| rule.backends.len()).sum();
+    let mut weighted: Vec<WeightedCluster> = Vec::new();
+    for route in routes {
+        let subject = format!("MeshGatewayRoute {}", route.name);
+        for b in route.tcp.rules.iter().flat_map(|rule| rule.backends.iter()) {
+            let Ok(Some(cluster)) = clusters.resolve(&b.destination, &subject) else { continue };
+            let weight = if total == 1 && b.weight == 0 { 1 } else { b.weight };
+            match weighted.iter_mut().find(|w| w.cluster == cluster) {
+                Some(w) => w.weight = weight,
+                None => weighted.push(WeightedCluster { cluster, weight }),
+            }
+        }
+    }
+    if weighted.len() > 1 && weighted.iter().all(|w| w.weight == 0) {
+        for w in &mut weighted {
+            w.weight = 1;
+        }
+    }
+    (!weighted.is_empty()).then_some(TcpProxy { backends: weighted })
+}
+
+/// The certificates of a terminating listener, checked; `None` (reported) if any cannot be used.
+fn certificates(
+    l: &HostListener<'_>,
+    clusters: &mut Clusters<'_, '_>,
+    subject: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<Vec<TlsCertificate>> {
+    let tls = l.spec.tls.as_ref()?;
+    let mut out: Vec<TlsCertificate> = Vec::new();
+    let mut seen: Vec<KeyType> = Vec::new();
+    for (j, ds) in tls.certificates.iter().enumerate() {
+        let fail = |diagnostics: &mut Vec<Diagnostic>, why: String| {
+            diagnostics.push(Diagnostic {
+                severity: Severity::Error,
+                subject: subject.to_owned(),
+                message: format!(
+                    "port {} hostname {}: certificate {j}: {why}; connections for this hostname are refused",
+                    l.spec.port, l.hostname
+                ),
+            });
+        };
+        let bytes = match clusters.data_source(ds) {
+            Ok(b) => b,
+            Err(e) => {
+                fail(diagnostics, e);
+                return None;
+            }
+        };
+        let bundle = match parse_bundle(&bytes) {
+            Ok(b) => b,
+            Err(e) => {
+                fail(diagnostics, e.to_string());
+                return None;
+            }
+        };
+        let name = certificate_name(bundle.key_type, ds, &l.hostname);
+        if seen.contains(&bundle.key_type) {
+            fail(diagnostics, format!("duplicate TLS certificate \"{name}\""));
+            return None;
+        }
+        seen.push(bundle.key_type);
+        let Ok(pem) = String::from_utf8(bytes) else {
+            fail(diagnostics, "not PEM text".to_owned());
+            return None;
+        };
+        out.push(TlsCertificate { name, key_type: bundle.key_type.to_string(), pem });
+    }
+    if out.is_empty() {
+        diagnostics.push(Diagnostic {
+            severity: Severity::Error,
+            subject: subject.to_owned(),
+            message: format!(
+                "port {} hostname {}: no certificate; connections for this hostname are refused",
+                l.spec.port, l.hostname
+            ),
+        });
+        return None;
+    }
+    Some(out)
 }
 
 /// The HTTP routes whose selectors match `tags`, in the mesh's order.
@@ -144,26 +251,70 @@ pub fn listeners(
             .iter()
             .map(|l| {
                 let tags = merge_tags(&[dp_tags, gateway_tags, &l.tags]);
-                let routes = if protocol.is_http() { attached_http(index, mesh, &tags) } else { Vec::new() };
-                HostListener { hostname: l.non_empty_hostname().to_owned(), tags, routes }
+                let (routes, tcp_routes) = if protocol.is_http() {
+                    (attached_http(index, mesh, &tags), Vec::new())
+                } else {
+                    (Vec::new(), attached_tcp(index, mesh, &tags))
+                };
+                HostListener { spec: l, hostname: l.non_empty_hostname().to_owned(), tags, routes, tcp_routes }
             })
             .collect();
         hosts.sort_by(|a, b| exactness_order(&a.hostname, &b.hostname));
         let name = format!("{gateway_name}:{}:{port}", protocol.name());
-        let virtual_hosts = match protocol {
-            Protocol::Http => virtual_hosts(&hosts, port16, clusters),
-            Protocol::Https | Protocol::Tcp | Protocol::Tls => {
-                diagnostics.push(Diagnostic {
-                    severity: Severity::Warning,
-                    subject: subject.clone(),
-                    message: format!(
-                        "{name}: {} listeners are not served by this version of meshgate yet",
-                        protocol.name()
-                    ),
-                });
-                Vec::new()
+        let mut virtual_hosts_out = Vec::new();
+        let mut tls_chains = Vec::new();
+        let mut tcp = None;
+        match protocol {
+            Protocol::Http => virtual_hosts_out = virtual_hosts(&hosts, port16, clusters),
+            Protocol::Tcp => {
+                let mut routes: Vec<TcpAttached<'_>> = Vec::new();
+                for h in &hosts {
+                    for r in &h.tcp_routes {
+                        if !routes.iter().any(|x| x.name == r.name) {
+                            routes.push(*r);
+                        }
+                    }
+                }
+                tcp = tcp_proxy(&routes, clusters);
             }
-        };
+            Protocol::Https | Protocol::Tls => {
+                // One chain per listener hostname, chosen by SNI, most exact first (Kuma spec §3.2).
+                for h in &hosts {
+                    let mode = match h.spec.tls.as_ref().map(|t| t.mode) {
+                        Some(TlsModeSpec::PASSTHROUGH) if protocol == Protocol::Tls => TlsMode::Passthrough,
+                        Some(TlsModeSpec::TERMINATE) => TlsMode::Terminate,
+                        _ => {
+                            diagnostics.push(Diagnostic {
+                                severity: Severity::Error,
+                                subject: subject.clone(),
+                                message: format!("{name} hostname {}: unsupported TLS mode; not served", h.hostname),
+                            });
+                            continue;
+                        }
+                    };
+                    let certificates = if mode == TlsMode::Terminate {
+                        match certificates(h, clusters, &subject, diagnostics) {
+                            Some(c) => c,
+                            None => continue,
+                        }
+                    } else {
+                        Vec::new()
+                    };
+                    let (chain_vhosts, chain_tcp) = if protocol == Protocol::Https {
+                        (virtual_hosts(std::slice::from_ref(h), port16, clusters), None)
+                    } else {
+                        (Vec::new(), tcp_proxy(&h.tcp_routes, clusters))
+                    };
+                    tls_chains.push(TlsChain {
+                        sni: h.hostname.clone(),
+                        mode,
+                        certificates,
+                        virtual_hosts: chain_vhosts,
+                        tcp: chain_tcp,
+                    });
+                }
+            }
+        }
         out.push(Listener {
             name,
             port: port16,
@@ -173,7 +324,9 @@ pub fn listeners(
                 .iter()
                 .map(|h| ListenerHostname { hostname: h.hostname.clone(), tags: h.tags.clone() })
                 .collect(),
-            virtual_hosts,
+            virtual_hosts: virtual_hosts_out,
+            tls_chains,
+            tcp,
         });
     }
     out

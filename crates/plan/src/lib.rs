@@ -96,8 +96,70 @@ pub struct Listener {
     pub connection_limit: u32,
     /// The hostnames of the MeshGateway listeners merged here, in order, with their merged tags.
     pub hostnames: Vec<ListenerHostname>,
-    /// HTTP virtual hosts (HTTP/HTTPS listeners).
+    /// HTTP virtual hosts (HTTP listeners: one route configuration for the whole port).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub virtual_hosts: Vec<VirtualHost>,
+    /// TLS filter chains (HTTPS and TLS listeners): one per listener hostname, chosen by SNI, most exact first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tls_chains: Vec<TlsChain>,
+    /// The TCP proxy (TCP listeners).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<TcpProxy>,
+}
+
+/// A TLS filter chain: what connections whose SNI matches `sni` get.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TlsChain {
+    /// The SNI it answers: a name, `*.domain`, or `*` for any (including no SNI).
+    pub sni: String,
+    /// Whether TLS ends here or passes through to the backend.
+    pub mode: TlsMode,
+    /// Certificates (TERMINATE): at most one RSA and one ECDSA; the client gets the one it supports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<TlsCertificate>,
+    /// HTTP virtual hosts after the handshake (HTTPS).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub virtual_hosts: Vec<VirtualHost>,
+    /// Where the connection's bytes go (TLS listeners).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<TcpProxy>,
+}
+
+/// What a TLS chain does with TLS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum TlsMode {
+    /// Terminate TLS here.
+    Terminate,
+    /// Pass the encrypted bytes to the backend.
+    Passthrough,
+}
+
+/// A certificate for a TLS chain.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsCertificate {
+    /// Kuma's name for it: `cert.<rsa|ecdsa>:<secret|file|inline>:<name>`.
+    pub name: String,
+    /// `rsa` or `ecdsa`.
+    pub key_type: String,
+    /// The PEM bundle: private key and certificate chain (server certificate first).
+    pub pem: String,
+}
+
+impl std::fmt::Debug for TlsCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsCertificate")
+            .field("name", &self.name)
+            .field("key_type", &self.key_type)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A TCP proxy: one of the weighted backends per connection.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TcpProxy {
+    /// Backends and their weights.
+    pub backends: Vec<WeightedCluster>,
 }
 
 /// One MeshGateway listener merged into a port.
@@ -434,15 +496,46 @@ pub enum Severity {
     Warning,
 }
 
+/// The certificate blocks of a PEM bundle, with every private key block replaced by a marker.
+fn public_part(pem: &str) -> String {
+    let mut out = String::new();
+    let mut in_key = false;
+    for line in pem.lines() {
+        if line.starts_with("-----BEGIN") && line.contains("PRIVATE KEY") {
+            in_key = true;
+            out.push_str(REDACTED);
+            out.push('\n');
+            continue;
+        }
+        if in_key {
+            if line.starts_with("-----END") {
+                in_key = false;
+            }
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// The text that replaces secrets in shown plans.
+pub const REDACTED: &str = "<redacted>";
+
 impl GatewayPlan {
-    /// A copy safe to show: private keys removed.
+    /// A copy safe to show: private keys removed (certificates keep only their public part).
     pub fn redacted(&self) -> GatewayPlan {
         let mut plan = self.clone();
+        for chain in plan.listeners.iter_mut().flat_map(|l| l.tls_chains.iter_mut()) {
+            for cert in &mut chain.certificates {
+                cert.pem = public_part(&cert.pem);
+            }
+        }
         for cluster in plan.clusters.values_mut() {
             if let Some(tls) = &mut cluster.tls
                 && tls.client_key_pem.is_some()
             {
-                tls.client_key_pem = Some("<redacted>".to_owned());
+                tls.client_key_pem = Some(REDACTED.to_owned());
             }
         }
         plan

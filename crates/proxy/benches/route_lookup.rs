@@ -14,7 +14,7 @@ use meshgate_plan::{
 use meshgate_proxy::ProxySettings;
 use meshgate_proxy::metrics::Metrics;
 use meshgate_proxy::path::normalize;
-use meshgate_proxy::runtime::build;
+use meshgate_proxy::runtime::{ListenerKind, build};
 use meshgate_proxy::upstream::Pools;
 
 fn forward(cluster: &str) -> Action {
@@ -72,6 +72,8 @@ fn plan() -> GatewayPlan {
             connection_limit: 0,
             hostnames: Vec::new(),
             virtual_hosts,
+            tls_chains: Vec::new(),
+            tcp: None,
         }],
         clusters,
         ..GatewayPlan::default()
@@ -82,10 +84,11 @@ fn bench(c: &mut Criterion) {
     let plan = plan();
     let pools = Pools::default();
     let metrics = Metrics::default();
-    let (runtime, warnings) = build(&plan, &pools, &metrics, &ProxySettings::default());
+    let (runtime, warnings) = build(&plan, &pools, &metrics, &std::sync::Arc::new(ProxySettings::default()));
     assert!(warnings.is_empty(), "{warnings:?}");
     let listener = runtime.listeners.get(&8080).unwrap();
-    let routes: usize = listener.vhosts.hosts.iter().map(|v| v.routes.len()).sum();
+    let ListenerKind::Http { vhosts } = &listener.kind else { panic!("an HTTP listener") };
+    let routes: usize = vhosts.items().iter().map(|v| v.routes.len()).sum();
     assert_eq!(routes, 10_000);
     let mut headers = HeaderMap::new();
     headers.insert("user-agent", HeaderValue::from_static("bench"));
@@ -95,14 +98,14 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let host = black_box("host-500.example.com");
             let raw = black_box("/svc500/api/v2/orders");
-            let vhost = listener.vhosts.find(host).unwrap();
+            let vhost = vhosts.find(Some(host)).unwrap();
             let path = normalize(raw);
             let route = vhost.routes.iter().position(|r| r.matches(&method, &path, None, &headers)).unwrap();
             black_box(route)
         });
     });
     c.bench_function("route_lookup_unknown_host_falls_to_404", |b| {
-        b.iter(|| black_box(listener.vhosts.find(black_box("nope.example.org")).is_none()));
+        b.iter(|| black_box(vhosts.find(Some(black_box("nope.example.org"))).is_none()));
     });
 }
 

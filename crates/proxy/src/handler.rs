@@ -16,9 +16,11 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use meshgate_plan::Redirect;
 
+use crate::body::IdleTimeoutBody;
+use crate::guard::GuardState;
 use crate::metrics::{Metrics, UpstreamLabels, class_index};
 use crate::path::normalize;
-use crate::runtime::{ActionRuntime, ForwardRuntime, ListenerRuntime, RouteRuntime};
+use crate::runtime::{ActionRuntime, ForwardRuntime, ListenerKind, ListenerRuntime, RouteRuntime};
 use crate::upstream::{BoxError, UpstreamBody, UpstreamError};
 
 /// The body of responses sent downstream.
@@ -36,21 +38,28 @@ pub struct ConnContext {
     pub peer: SocketAddr,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// The connection's time limits.
+    pub guard: Arc<GuardState>,
+    /// The SNI the client sent (HTTPS), which chose the virtual hosts.
+    pub sni: Option<String>,
 }
 
-fn full(status: StatusCode, body: impl Into<Bytes>) -> Response<ResponseBody> {
+/// The HSTS header of HTTPS responses (Kuma: overwrite).
+const HSTS: &str = "max-age=31536000; includeSubDomains";
+
+pub(crate) fn full(status: StatusCode, body: impl Into<Bytes>) -> Response<ResponseBody> {
     let mut resp = Response::new(Full::new(body.into()).map_err(|never| match never {}).boxed());
     *resp.status_mut() = status;
     resp
 }
 
-fn empty(status: StatusCode) -> Response<ResponseBody> {
+pub(crate) fn empty(status: StatusCode) -> Response<ResponseBody> {
     let mut resp = Response::new(Empty::new().map_err(|never| match never {}).boxed());
     *resp.status_mut() = status;
     resp
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response<ResponseBody> {
+pub(crate) fn text(status: StatusCode, body: &'static str) -> Response<ResponseBody> {
     let mut resp = full(status, body);
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     resp
@@ -59,9 +68,14 @@ fn text(status: StatusCode, body: &'static str) -> Response<ResponseBody> {
 /// Serves one request.
 pub async fn handle(req: Request<Incoming>, conn: Arc<ConnContext>) -> Result<Response<ResponseBody>, Infallible> {
     let started = Instant::now();
+    conn.guard.request_started();
     let listener = conn.listener.load_full();
     let (mut response, route) = serve(req, &listener, &conn).await;
+    conn.guard.request_finished();
     response.headers_mut().insert(header::SERVER, listener.server_header.clone());
+    if listener.scheme == "https" {
+        response.headers_mut().insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS));
+    }
     let class = class_index(response.status().as_u16());
     match route {
         Some(r) => r.counters[class].inc(),
@@ -93,15 +107,26 @@ async fn serve<'l>(
     listener: &'l ListenerRuntime,
     conn: &ConnContext,
 ) -> (Response<ResponseBody>, Option<&'l RouteRuntime>) {
-    // Envoy under Kuma rejects header names with underscores, and upgrades (no upgrade is configured).
-    if req.headers().keys().any(|k| k.as_str().contains('_')) {
+    let settings = &listener.settings;
+    // Kuma's gateway rejects header names with underscores (Envoy `headers_with_underscores_action`).
+    if settings.reject_underscore_headers && req.headers().keys().any(|k| k.as_str().contains('_')) {
         return (text(StatusCode::BAD_REQUEST, "header names with underscores are not allowed\n"), None);
     }
-    if req.version() < Version::HTTP_2 && req.headers().contains_key(header::UPGRADE) {
-        return (text(StatusCode::FORBIDDEN, "upgrades are not supported\n"), None);
+    let uri_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if uri_len > settings.max_uri_bytes {
+        return (text(StatusCode::URI_TOO_LONG, "URI too long\n"), None);
+    }
+    if req.version() < Version::HTTP_2 && req.headers().get_all(header::HOST).iter().count() > 1 {
+        return (text(StatusCode::BAD_REQUEST, "more than one Host header\n"), None);
     }
     let Some(host) = request_host(&req) else { return (empty(StatusCode::NOT_FOUND), None) };
-    let Some(vhost) = listener.vhosts.find(&host) else { return (empty(StatusCode::NOT_FOUND), None) };
+    let vhosts = match &listener.kind {
+        ListenerKind::Http { vhosts } => Some(vhosts),
+        ListenerKind::Https { chains, .. } => chains.find(conn.sni.as_deref()),
+        ListenerKind::Tcp { .. } | ListenerKind::Tls { .. } => None,
+    };
+    // After TLS, Host is matched within the SNI's virtual hosts only (SNI of one listener, Host of another: 404).
+    let Some(vhost) = vhosts.and_then(|v| v.find(Some(&host))) else { return (empty(StatusCode::NOT_FOUND), None) };
     let path = normalize(req.uri().path()).into_owned();
     let query = req.uri().query().map(str::to_owned);
     let Some(route) = vhost.routes.iter().find(|r| r.matches(req.method(), &path, query.as_deref(), req.headers()))
@@ -153,7 +178,7 @@ const HOP_BY_HOP: [HeaderName; 7] = [
 ];
 
 /// Removes hop-by-hop headers, including those a `Connection` header names.
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -169,26 +194,35 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-async fn forward(
-    req: Request<Incoming>,
+/// Whether a request asks to switch protocols: an HTTP/1.1 `Upgrade`, or an HTTP/2 extended CONNECT (RFC 8441).
+fn upgrade_protocol(req: &Request<Incoming>) -> Option<String> {
+    if req.version() < Version::HTTP_2 {
+        let asks = req
+            .headers()
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")));
+        let proto = req.headers().get(header::UPGRADE).and_then(|v| v.to_str().ok());
+        return proto.filter(|_| asks).map(str::to_owned);
+    }
+    if req.method() == http::Method::CONNECT {
+        return req.extensions().get::<hyper::ext::Protocol>().map(|p| p.as_str().to_owned());
+    }
+    None
+}
+
+/// The request headers an upstream receives: hop-by-hop gone, forwarding headers set, the route's changes made.
+fn upstream_headers(
+    mut headers: HeaderMap,
     f: &ForwardRuntime,
     listener: &ListenerRuntime,
     conn: &ConnContext,
-    path: &str,
-    query: Option<&str>,
-) -> Response<ResponseBody> {
-    let Some(choice) = f.choose() else { return empty(StatusCode::INTERNAL_SERVER_ERROR) };
-    let Some(cluster) = choice else { return empty(StatusCode::INTERNAL_SERVER_ERROR) };
-    let Some(endpoint) = cluster.pick() else { return text(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n") };
-
-    let (parts, body) = req.into_parts();
-    let mut headers = parts.headers;
-    let original_host = headers
-        .get(header::HOST)
-        .cloned()
-        .or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+) -> HeaderMap {
     strip_hop_by_hop(&mut headers);
     headers.remove(header::HOST);
+    // The body is re-framed upstream from its actual length; a client's Content-Length is never passed on.
+    headers.remove(header::CONTENT_LENGTH);
     // X-Forwarded-For: the client is appended; X-Forwarded-Proto: the listener's scheme.
     let peer = conn.peer.ip().to_string();
     let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
@@ -203,6 +237,31 @@ async fn forward(
         HeaderValue::from_static(if listener.scheme == "https" { "https" } else { "http" }),
     );
     f.request_headers.apply(&mut headers);
+    headers
+}
+
+async fn forward(
+    mut req: Request<Incoming>,
+    f: &ForwardRuntime,
+    listener: &ListenerRuntime,
+    conn: &ConnContext,
+    path: &str,
+    query: Option<&str>,
+) -> Response<ResponseBody> {
+    let Some(choice) = f.choose() else { return empty(StatusCode::INTERNAL_SERVER_ERROR) };
+    let Some(cluster) = choice else { return empty(StatusCode::INTERNAL_SERVER_ERROR) };
+    let Some(endpoint) = cluster.pick() else { return text(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n") };
+    let settings = &listener.settings;
+    let upgrade = upgrade_protocol(&req);
+    let downstream_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
+
+    let (parts, body) = req.into_parts();
+    let original_host = parts
+        .headers
+        .get(header::HOST)
+        .cloned()
+        .or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+    let headers = upstream_headers(parts.headers, f, listener, conn);
     let host = if let Some(h) = &f.host_literal {
         Some(h.clone())
     } else if f.host_to_backend {
@@ -210,7 +269,6 @@ async fn forward(
     } else {
         original_host
     };
-
     let new_path = match &f.path_rewrite {
         Some(rw) => rw.apply(path),
         None => path.to_owned(),
@@ -219,9 +277,23 @@ async fn forward(
         Some(q) => format!("{new_path}?{q}"),
         None => new_path,
     };
+    if let (Some(protocol), Some(on_upgrade)) = (upgrade, downstream_upgrade) {
+        let extended_connect = parts.version >= Version::HTTP_2;
+        return crate::upgrade::relay(
+            crate::upgrade::Upgrade { protocol, extended_connect, method: parts.method, path_and_query, headers, host },
+            endpoint,
+            on_upgrade,
+            settings.request_timeout,
+        )
+        .await;
+    }
 
     // Mirroring copies the request, so its body must be small and of known length.
-    let mut body: UpstreamBody = body.map_err(|e| -> BoxError { Box::new(e) }).boxed();
+    let mut body: UpstreamBody = if body.is_end_stream() {
+        body.map_err(|e| -> BoxError { Box::new(e) }).boxed()
+    } else {
+        IdleTimeoutBody::new(body, settings.stream_idle_timeout).boxed()
+    };
     if let Some((mirror, percentage)) = &f.mirror
         && rand::random::<f64>() * 100.0 < *percentage
         && let Some(mirror_endpoint) = mirror.pick()
@@ -245,7 +317,7 @@ async fn forward(
             );
             if let Ok(mirror_req) = mirror_req {
                 let endpoint = Arc::clone(mirror_endpoint);
-                let timeout = listener.request_timeout;
+                let timeout = settings.request_timeout;
                 tokio::spawn(async move {
                     if let Ok(Ok(resp)) = tokio::time::timeout(timeout, endpoint.send(mirror_req)).await {
                         let _ = resp.into_body().collect().await;
@@ -265,7 +337,7 @@ async fn forward(
             .get_or_create(&UpstreamLabels { cluster: cluster.name.clone(), reason: reason.to_owned() })
             .inc();
     };
-    let response = match tokio::time::timeout(listener.request_timeout, endpoint.send(upstream_req)).await {
+    let response = match tokio::time::timeout(settings.request_timeout, endpoint.send(upstream_req)).await {
         Err(_) => {
             count_error("timeout");
             return text(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout\n");
@@ -275,7 +347,10 @@ async fn forward(
             tracing::debug!(endpoint = %e, %reason, "upstream connect failure");
             return text(StatusCode::SERVICE_UNAVAILABLE, "upstream connect error\n");
         }
-        Ok(Err(UpstreamError::Protocol { endpoint: e, reason })) => {
+        Ok(Err(UpstreamError::Protocol { endpoint: e, reason, client_stalled })) => {
+            if client_stalled {
+                return text(StatusCode::REQUEST_TIMEOUT, "request body timeout\n");
+            }
             count_error("protocol");
             tracing::debug!(endpoint = %e, %reason, "bad upstream response");
             return text(StatusCode::BAD_GATEWAY, "upstream protocol error\n");
@@ -285,7 +360,7 @@ async fn forward(
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     f.response_headers.apply(&mut parts.headers);
-    let body: ResponseBody = body.map_err(|e| -> BoxError { Box::new(e) }).boxed();
+    let body: ResponseBody = IdleTimeoutBody::new(body, settings.stream_idle_timeout).boxed();
     Response::from_parts(parts, body)
 }
 

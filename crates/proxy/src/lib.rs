@@ -12,11 +12,18 @@
 //! What it must never do: read resources or files, or decide routing semantics of its own — everything it does is
 //! in the plan. It depends on `plan` only, never on `api` or `compile`.
 
+pub mod body;
+pub mod domain;
+pub mod guard;
 pub mod handler;
 pub mod metrics;
 pub mod path;
 pub mod runtime;
 pub mod server;
+pub mod sni;
+pub mod tcp;
+pub mod tls;
+pub mod upgrade;
 pub mod upstream;
 
 pub use runtime::ProxySettings;

@@ -11,12 +11,15 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method};
 use meshgate_plan::{
-    Action, Cluster, GatewayPlan, HeaderOps, HostRewrite, Listener, PathMatch, PathRewrite, Redirect, Route, ValueMatch,
+    Action, Cluster, GatewayPlan, HeaderOps, HostRewrite, Listener, PathMatch, PathRewrite, Protocol, Redirect, Route,
+    TcpProxy, TlsMode, ValueMatch, VirtualHost,
 };
 use prometheus_client::metrics::counter::Counter;
 use regex::Regex;
 
+use crate::domain::DomainTable;
 use crate::metrics::Metrics;
+use crate::tls::{SniResolver, certified_key, server_config};
 use crate::upstream::{EndpointPool, PoolKey, Pools, TlsSettings};
 
 /// How long to wait for an upstream TCP (and TLS) connection.
@@ -277,27 +280,67 @@ pub struct VhostRuntime {
 }
 
 /// Virtual hosts by domain: exact names, then the longest wildcard suffix, then `*`.
-#[derive(Debug, Default)]
-pub struct VhostTable {
-    exact: HashMap<String, usize>,
-    wildcards: Vec<(String, usize)>,
-    star: Option<usize>,
-    /// The virtual hosts.
-    pub hosts: Vec<VhostRuntime>,
+pub type VhostTable = DomainTable<VhostRuntime>;
+
+/// A TCP proxy ready to execute.
+#[derive(Debug)]
+pub struct TcpRuntime {
+    /// Clusters with cumulative weights.
+    pub backends: Vec<(Arc<ClusterRuntime>, u32)>,
+    /// Sum of weights.
+    pub total_weight: u32,
 }
 
-impl VhostTable {
-    /// The virtual host for a (lowercase, port-less) host name.
-    pub fn find(&self, host: &str) -> Option<&VhostRuntime> {
-        let index = self.exact.get(host).copied().or_else(|| {
-            self.wildcards
-                .iter()
-                .find(|(suffix, _)| host.len() > suffix.len() && host.ends_with(suffix.as_str()))
-                .map(|(_, i)| *i)
-                .or(self.star)
-        })?;
-        self.hosts.get(index)
+impl TcpRuntime {
+    /// Chooses a cluster by weight.
+    pub fn choose(&self) -> Option<&Arc<ClusterRuntime>> {
+        match self.backends.len() {
+            0 => None,
+            1 => self.backends.first().map(|(c, _)| c),
+            _ => {
+                let roll = rand::random::<u32>() % self.total_weight.max(1);
+                self.backends.iter().find(|(_, cumulative)| roll < *cumulative).map(|(c, _)| c)
+            }
+        }
     }
+}
+
+/// A TLS listener's chain.
+#[derive(Debug)]
+pub struct TlsChainRuntime {
+    /// Pass TLS through (else terminate).
+    pub passthrough: bool,
+    /// Where bytes go (none: the connection is closed).
+    pub tcp: Option<TcpRuntime>,
+}
+
+/// What a listener does with its connections.
+#[derive(Debug)]
+pub enum ListenerKind {
+    /// HTTP: one virtual host table for the port.
+    Http {
+        /// Virtual hosts.
+        vhosts: VhostTable,
+    },
+    /// HTTPS: TLS terminated, then the virtual hosts of the chain the SNI chose.
+    Https {
+        /// The TLS configuration (certificates chosen by SNI).
+        tls: Arc<rustls::ServerConfig>,
+        /// Virtual host tables by SNI.
+        chains: DomainTable<VhostTable>,
+    },
+    /// TCP: every connection to the weighted backends.
+    Tcp {
+        /// The proxy (none: connections are closed).
+        tcp: Option<TcpRuntime>,
+    },
+    /// TLS: chains by SNI, passed through or terminated, then proxied as TCP.
+    Tls {
+        /// The TLS configuration of the terminating chains.
+        terminate: Option<Arc<rustls::ServerConfig>>,
+        /// Chains by SNI.
+        chains: DomainTable<TlsChainRuntime>,
+    },
 }
 
 /// A listener ready to serve.
@@ -309,30 +352,60 @@ pub struct ListenerRuntime {
     pub port: u16,
     /// `http` or `https` (X-Forwarded-Proto).
     pub scheme: &'static str,
-    /// Virtual hosts.
-    pub vhosts: VhostTable,
+    /// What it does.
+    pub kind: ListenerKind,
+    /// At most this many connections at once (0 = unlimited).
+    pub connection_limit: u32,
     /// The `server` response header.
     pub server_header: HeaderValue,
     /// Counters for requests no route took.
     pub unrouted: [Counter; 5],
     /// Request durations on this listener.
     pub duration: prometheus_client::metrics::histogram::Histogram,
-    /// How long to wait for an upstream response head.
-    pub request_timeout: Duration,
+    /// Time limits and other edge settings.
+    pub settings: Arc<ProxySettings>,
 }
 
-/// Settings of the data plane that do not come from the plan.
+/// Settings of the data plane that do not come from the plan (Kuma's gateway defaults unless changed). This is the
+/// one place that holds them; gateway policies will override them per listener and route.
 #[derive(Clone, Debug)]
 pub struct ProxySettings {
     /// The `server` response header.
     pub server_name: String,
-    /// How long to wait for an upstream response head.
+    /// How long to wait for an upstream response head (route timeout).
     pub request_timeout: Duration,
+    /// How long a request head may take from its first byte.
+    pub header_timeout: Duration,
+    /// How long a connection with nothing in flight is kept.
+    pub idle_timeout: Duration,
+    /// How long a request or response body may stall.
+    pub stream_idle_timeout: Duration,
+    /// How long an upstream connection may take.
+    pub connect_timeout: Duration,
+    /// Reject request header names with `_` (Kuma: yes).
+    pub reject_underscore_headers: bool,
+    /// The largest request head (request line and headers), in bytes.
+    pub max_header_bytes: usize,
+    /// The most request headers.
+    pub max_headers: usize,
+    /// The longest request URI, in bytes.
+    pub max_uri_bytes: usize,
 }
 
 impl Default for ProxySettings {
     fn default() -> Self {
-        Self { server_name: "meshgate".to_owned(), request_timeout: DEFAULT_REQUEST_TIMEOUT }
+        Self {
+            server_name: "meshgate".to_owned(),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            header_timeout: Duration::from_millis(500),
+            idle_timeout: Duration::from_secs(300),
+            stream_idle_timeout: Duration::from_secs(5),
+            connect_timeout: CONNECT_TIMEOUT,
+            reject_underscore_headers: true,
+            max_header_bytes: 60 * 1024,
+            max_headers: 100,
+            max_uri_bytes: 16 * 1024,
+        }
     }
 }
 
@@ -458,9 +531,9 @@ impl Builder<'_> {
         Ok(RouteRuntime { path, method, headers, query, action, label, counters })
     }
 
-    fn listener(&mut self, listener: &Listener, settings: &ProxySettings) -> ListenerRuntime {
+    fn vhosts(&mut self, listener: &Listener, vhosts: &[VirtualHost]) -> VhostTable {
         let mut table = VhostTable::default();
-        for vhost in &listener.virtual_hosts {
+        for vhost in vhosts {
             let mut routes = Vec::with_capacity(vhost.routes.len());
             for route in &vhost.routes {
                 match self.route(listener, route) {
@@ -473,26 +546,85 @@ impl Builder<'_> {
                     )),
                 }
             }
-            let index = table.hosts.len();
             let domain = vhost.domain.to_ascii_lowercase();
-            if domain == "*" {
-                table.star.get_or_insert(index);
-            } else if let Some(suffix) = domain.strip_prefix('*') {
-                table.wildcards.push((suffix.to_owned(), index));
-            } else {
-                table.exact.entry(domain.clone()).or_insert(index);
-            }
-            table.hosts.push(VhostRuntime { domain, routes });
+            table.insert(&domain.clone(), VhostRuntime { domain, routes });
         }
-        // The longest wildcard suffix wins.
-        table.wildcards.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
+        table
+    }
+
+    fn tcp(&self, tcp: Option<&TcpProxy>) -> Option<TcpRuntime> {
+        let tcp = tcp?;
+        let mut backends = Vec::new();
+        let mut total = 0u32;
+        for b in &tcp.backends {
+            if let Some(c) = self.cluster(&b.cluster) {
+                total = total.saturating_add(b.weight);
+                backends.push((c, total));
+            }
+        }
+        (!backends.is_empty()).then_some(TcpRuntime { backends, total_weight: total })
+    }
+
+    fn tls_config(&mut self, listener: &Listener, alpn: &[&[u8]]) -> Option<Arc<rustls::ServerConfig>> {
+        let mut chains = Vec::new();
+        for chain in listener.tls_chains.iter().filter(|c| c.mode == TlsMode::Terminate) {
+            let mut keys = Vec::new();
+            for cert in &chain.certificates {
+                match certified_key(cert) {
+                    Ok(k) => keys.push(k),
+                    Err(e) => self.warnings.push(format!("{} {}: {e}", listener.name, chain.sni)),
+                }
+            }
+            if !keys.is_empty() {
+                chains.push((chain.sni.clone(), keys));
+            }
+        }
+        if chains.is_empty() {
+            return None;
+        }
+        match server_config(SniResolver::new(chains), alpn) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                self.warnings.push(format!("{}: TLS configuration: {e}", listener.name));
+                None
+            }
+        }
+    }
+
+    fn listener(&mut self, listener: &Listener, settings: &Arc<ProxySettings>) -> Option<ListenerRuntime> {
+        let kind = match listener.protocol {
+            Protocol::Http => ListenerKind::Http { vhosts: self.vhosts(listener, &listener.virtual_hosts) },
+            Protocol::Https => {
+                let Some(tls) = self.tls_config(listener, &[b"h2", b"http/1.1"]) else {
+                    self.warnings.push(format!("{}: no usable certificate; not served", listener.name));
+                    return None;
+                };
+                let mut chains = DomainTable::default();
+                for chain in &listener.tls_chains {
+                    let table = self.vhosts(listener, &chain.virtual_hosts);
+                    chains.insert(&chain.sni, table);
+                }
+                ListenerKind::Https { tls, chains }
+            }
+            Protocol::Tcp => ListenerKind::Tcp { tcp: self.tcp(listener.tcp.as_ref()) },
+            Protocol::Tls => {
+                let terminate = self.tls_config(listener, &[]);
+                let mut chains = DomainTable::default();
+                for chain in &listener.tls_chains {
+                    let passthrough = chain.mode == TlsMode::Passthrough;
+                    chains.insert(&chain.sni, TlsChainRuntime { passthrough, tcp: self.tcp(chain.tcp.as_ref()) });
+                }
+                ListenerKind::Tls { terminate, chains }
+            }
+        };
         let server_header =
             HeaderValue::from_str(&settings.server_name).unwrap_or(HeaderValue::from_static("meshgate"));
-        ListenerRuntime {
+        Some(ListenerRuntime {
             name: listener.name.clone(),
             port: listener.port,
-            scheme: if listener.protocol == meshgate_plan::Protocol::Https { "https" } else { "http" },
-            vhosts: table,
+            scheme: if listener.protocol == Protocol::Https { "https" } else { "http" },
+            kind,
+            connection_limit: listener.connection_limit,
             server_header,
             unrouted: self.metrics.route_counters(&listener.name, "-"),
             duration: self
@@ -500,8 +632,8 @@ impl Builder<'_> {
                 .duration
                 .get_or_create(&crate::metrics::ListenerLabels { listener: listener.name.clone() })
                 .clone(),
-            request_timeout: settings.request_timeout,
-        }
+            settings: Arc::clone(settings),
+        })
     }
 }
 
@@ -510,6 +642,7 @@ fn cluster_runtime(
     cluster: &Cluster,
     pools: &Pools,
     keys: &mut HashSet<PoolKey>,
+    connect_timeout: Duration,
 ) -> Result<ClusterRuntime, String> {
     let tls = match &cluster.tls {
         Some(t) => Some(TlsSettings::new(t, cluster.protocol)?),
@@ -524,7 +657,7 @@ fn cluster_runtime(
             tls: tls.as_ref().map_or_else(String::new, |t| t.key().to_owned()),
         };
         keys.insert(key.clone());
-        endpoints.push(pools.get(key, tls.clone(), CONNECT_TIMEOUT));
+        endpoints.push(pools.get(key, tls.clone(), connect_timeout));
     }
     Ok(ClusterRuntime { name: name.to_owned(), endpoints, next: AtomicUsize::new(0) })
 }
@@ -534,13 +667,13 @@ pub fn build(
     plan: &GatewayPlan,
     pools: &Pools,
     metrics: &Metrics,
-    settings: &ProxySettings,
+    settings: &Arc<ProxySettings>,
 ) -> (GatewayRuntime, BuildWarnings) {
     let mut keys = HashSet::new();
     let mut warnings = Vec::new();
     let mut clusters = HashMap::new();
     for (name, cluster) in &plan.clusters {
-        match cluster_runtime(name, cluster, pools, &mut keys) {
+        match cluster_runtime(name, cluster, pools, &mut keys, settings.connect_timeout) {
             Ok(c) => {
                 clusters.insert(name.clone(), Arc::new(c));
             }
@@ -549,10 +682,10 @@ pub fn build(
     }
     let mut builder = Builder { plan, clusters, metrics, warnings };
     let mut listeners = HashMap::new();
-    // HTTPS, TCP and TLS listeners are not served yet (the compiler reports them).
-    for listener in builder.plan.listeners.iter().filter(|l| l.protocol == meshgate_plan::Protocol::Http) {
-        let runtime = builder.listener(listener, settings);
-        listeners.insert(listener.port, Arc::new(runtime));
+    for listener in &builder.plan.listeners {
+        if let Some(runtime) = builder.listener(listener, settings) {
+            listeners.insert(listener.port, Arc::new(runtime));
+        }
     }
     (GatewayRuntime { listeners, pool_keys: keys }, builder.warnings)
 }
@@ -569,26 +702,5 @@ mod tests {
         assert_eq!(query_value("a=%zz", "a"), Some("%zz".into()));
         assert_eq!(query_value("x=a+b", "x"), Some("a b".into()));
         assert_eq!(query_value("x=%4", "x"), Some("%4".into()));
-    }
-
-    #[test]
-    fn vhost_lookup_order() {
-        let mut t = VhostTable::default();
-        for (i, d) in ["foo.example.com", "*.example.com", "*.a.example.com", "*"].iter().enumerate() {
-            t.hosts.push(VhostRuntime { domain: (*d).to_owned(), routes: vec![] });
-            if *d == "*" {
-                t.star = Some(i);
-            } else if let Some(s) = d.strip_prefix('*') {
-                t.wildcards.push((s.to_owned(), i));
-            } else {
-                t.exact.insert((*d).to_owned(), i);
-            }
-        }
-        t.wildcards.sort_by_key(|w| std::cmp::Reverse(w.0.len()));
-        assert_eq!(t.find("foo.example.com").unwrap().domain, "foo.example.com");
-        assert_eq!(t.find("bar.example.com").unwrap().domain, "*.example.com");
-        assert_eq!(t.find("x.a.example.com").unwrap().domain, "*.a.example.com");
-        assert_eq!(t.find("example.com").unwrap().domain, "*");
-        assert_eq!(t.find("other.org").unwrap().domain, "*");
     }
 }

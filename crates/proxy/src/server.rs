@@ -11,21 +11,21 @@ use arc_swap::ArcSwap;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use meshgate_plan::GatewayPlan;
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::guard::{GuardState, GuardedIo, watchdog};
 use crate::handler::{ConnContext, handle};
 use crate::metrics::{ListenerLabels, Metrics};
-use crate::runtime::{ListenerRuntime, ProxySettings, build};
+use crate::runtime::{ListenerKind, ListenerRuntime, ProxySettings, build};
+use crate::sni;
 use crate::upstream::Pools;
 
 /// How long removed listeners (and a stopping process) wait for in-flight requests.
 pub const DEFAULT_DRAIN: Duration = Duration::from_secs(10);
-/// How long a client may take to send a request head (also bounds how long an idle HTTP/1.1 connection is kept).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What applying a plan did.
 #[derive(Debug, Default)]
@@ -51,7 +51,7 @@ struct Running {
 
 /// The data plane: every listener of every gateway plan it is given.
 pub struct Proxy {
-    settings: ProxySettings,
+    settings: Arc<ProxySettings>,
     metrics: Arc<Metrics>,
     pools: Pools,
     listeners: tokio::sync::Mutex<HashMap<SocketAddr, Running>>,
@@ -70,7 +70,7 @@ impl Proxy {
     /// A proxy with no listeners yet.
     pub fn new(settings: ProxySettings, drain_timeout: Duration) -> Self {
         Self {
-            settings,
+            settings: Arc::new(settings),
             metrics: Arc::new(Metrics::default()),
             pools: Pools::default(),
             listeners: tokio::sync::Mutex::new(HashMap::new()),
@@ -193,16 +193,138 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(1024)
 }
 
-fn server_builder() -> auto::Builder<TokioExecutor> {
+fn server_builder(settings: &ProxySettings) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).keep_alive(true);
+    // The head and idle timeouts are the connection guard's (hyper's timer would start before the first byte).
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(None)
+        .keep_alive(true)
+        .max_buf_size(settings.max_header_bytes.max(8192))
+        .max_headers(settings.max_headers);
     builder
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(100)
         .initial_stream_window_size(65_536)
-        .initial_connection_window_size(1_048_576);
+        .initial_connection_window_size(1_048_576)
+        .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX))
+        .max_pending_accept_reset_streams(20)
+        .max_local_error_reset_streams(1024)
+        .enable_connect_protocol();
     builder
+}
+
+/// What a connection task needs.
+struct ConnShared {
+    config: Arc<ArcSwap<ListenerRuntime>>,
+    metrics: Arc<Metrics>,
+    builder: auto::Builder<TokioExecutor>,
+    /// Fires when the listener stops for good (after draining): TCP relays end then.
+    hard_stop: watch::Receiver<bool>,
+}
+
+/// How long a TLS handshake (or a passthrough ClientHello) may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn serve_http<I>(
+    io: I,
+    guard: Arc<GuardState>,
+    peer: SocketAddr,
+    sni: Option<String>,
+    shared: &ConnShared,
+    watcher: Watcher,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let ctx = Arc::new(ConnContext {
+        listener: Arc::clone(&shared.config),
+        peer,
+        metrics: Arc::clone(&shared.metrics),
+        guard,
+        sni,
+    });
+    let service = service_fn(move |req| handle(req, Arc::clone(&ctx)));
+    let conn = shared.builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned();
+    let _ = watcher.watch(conn).await;
+}
+
+async fn relay<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    stream: S,
+    tcp: Option<&crate::runtime::TcpRuntime>,
+    shared: &ConnShared,
+    name: &str,
+) {
+    let Some(tcp) = tcp else { return };
+    let mut hard_stop = shared.hard_stop.clone();
+    tokio::select! {
+        result = crate::tcp::proxy(stream, tcp) => {
+            if let Err(e) = result {
+                tracing::debug!(listener = %name, error = %e, "TCP relay ended");
+            }
+        }
+        _ = hard_stop.changed() => {}
+    }
+}
+
+async fn peek_sni(stream: &TcpStream) -> Option<Option<String>> {
+    let mut buf = vec![0u8; sni::MAX_HELLO];
+    let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
+    loop {
+        let n = tokio::time::timeout_at(deadline, stream.peek(&mut buf)).await.ok()?.ok()?;
+        if n == 0 {
+            return None;
+        }
+        match sni::parse(&buf[..n]) {
+            sni::ClientHello::Complete(name) => return Some(name),
+            sni::ClientHello::NotTls => return None,
+            sni::ClientHello::NeedMore(_) if n >= sni::MAX_HELLO => return None,
+            sni::ClientHello::NeedMore(_) => {
+                if tokio::time::Instant::now() >= deadline {
+                    return None;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    }
+}
+
+async fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: Arc<ConnShared>, watcher: Watcher) {
+    let runtime = shared.config.load_full();
+    let settings = Arc::clone(&runtime.settings);
+    match &runtime.kind {
+        ListenerKind::Http { .. } => {
+            let (io, guard) = GuardedIo::new(stream, false);
+            tokio::spawn(watchdog(Arc::clone(&guard), settings.header_timeout, settings.idle_timeout));
+            serve_http(io, guard, peer, None, &shared, watcher).await;
+        }
+        ListenerKind::Https { tls, .. } => {
+            let (io, guard) = GuardedIo::new(stream, true);
+            tokio::spawn(watchdog(Arc::clone(&guard), settings.header_timeout, settings.idle_timeout));
+            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(tls));
+            let Ok(Ok(tls_stream)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(io)).await else { return };
+            let (_, session) = tls_stream.get_ref();
+            let sni = session.server_name().map(str::to_ascii_lowercase);
+            guard.set_http2(session.alpn_protocol() == Some(b"h2"));
+            serve_http(tls_stream, guard, peer, sni, &shared, watcher).await;
+        }
+        ListenerKind::Tcp { tcp } => relay(stream, tcp.as_ref(), &shared, &runtime.name).await,
+        ListenerKind::Tls { terminate, chains } => {
+            let Some(sni) = peek_sni(&stream).await else { return };
+            let Some(chain) = chains.find(sni.as_deref()) else { return };
+            if chain.passthrough {
+                relay(stream, chain.tcp.as_ref(), &shared, &runtime.name).await;
+                return;
+            }
+            let Some(config) = terminate else { return };
+            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(config));
+            let Ok(Ok(tls_stream)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await else {
+                return;
+            };
+            relay(tls_stream, chain.tcp.as_ref(), &shared, &runtime.name).await;
+        }
+    }
 }
 
 async fn accept_loop(
@@ -213,10 +335,13 @@ async fn accept_loop(
     drain_timeout: Duration,
 ) {
     let graceful = GracefulShutdown::new();
-    let builder = Arc::new(server_builder());
     let open = Arc::new(AtomicUsize::new(0));
     let name = config.load().name.clone();
     let gauge = metrics.connections.get_or_create(&ListenerLabels { listener: name.clone() }).clone();
+    let (hard_stop_tx, hard_stop) = watch::channel(false);
+    let builder = server_builder(&config.load().settings);
+    let shared =
+        Arc::new(ConnShared { config: Arc::clone(&config), metrics: Arc::clone(&metrics), builder, hard_stop });
     loop {
         tokio::select! {
             accepted = tcp.accept() => {
@@ -228,18 +353,22 @@ async fn accept_loop(
                         continue;
                     }
                 };
+                // Over the port's connection limit: accepted, then closed at once (as Envoy does).
+                let limit = config.load().connection_limit;
+                if limit > 0 && open.load(Ordering::Acquire) >= limit as usize {
+                    drop(stream);
+                    continue;
+                }
                 let _ = stream.set_nodelay(true);
-                let ctx = Arc::new(ConnContext { listener: Arc::clone(&config), peer, metrics: Arc::clone(&metrics) });
-                let service = service_fn(move |req| handle(req, Arc::clone(&ctx)));
-                let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                let watched = graceful.watch(conn);
                 let open = Arc::clone(&open);
                 let gauge = gauge.clone();
-                open.fetch_add(1, Ordering::Relaxed);
+                open.fetch_add(1, Ordering::AcqRel);
                 gauge.inc();
+                let shared = Arc::clone(&shared);
+                let watcher = graceful.watcher();
                 tokio::spawn(async move {
-                    let _ = watched.await;
-                    open.fetch_sub(1, Ordering::Relaxed);
+                    serve_connection(stream, peer, shared, watcher).await;
+                    open.fetch_sub(1, Ordering::AcqRel);
                     gauge.dec();
                 });
             }
@@ -250,4 +379,5 @@ async fn accept_loop(
     if tokio::time::timeout(drain_timeout, graceful.shutdown()).await.is_err() {
         tracing::warn!(listener = %name, open = open.load(Ordering::Relaxed), "drain timed out; closing connections");
     }
+    let _ = hard_stop_tx.send(true);
 }

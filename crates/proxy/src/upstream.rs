@@ -48,13 +48,15 @@ pub enum UpstreamError {
         /// Why.
         reason: String,
     },
-    /// The upstream broke the protocol or the connection (502).
+    /// The upstream broke the protocol or the connection (502), or the client's body stalled (408).
     #[error("upstream {endpoint}: {reason}")]
     Protocol {
         /// The endpoint.
         endpoint: String,
         /// Why.
         reason: String,
+        /// Whether the cause was the client's request body stalling, not the upstream.
+        client_stalled: bool,
     },
 }
 
@@ -330,6 +332,12 @@ impl EndpointPool {
         self.tls.is_some()
     }
 
+    /// A new connection to the endpoint (TCP, or TLS when the cluster originates TLS), for TCP proxying and
+    /// upgraded HTTP connections.
+    pub async fn connect_stream(&self) -> Result<UpstreamStream, UpstreamError> {
+        self.connect().await
+    }
+
     async fn connect(&self) -> Result<UpstreamStream, UpstreamError> {
         let err = |reason: String| UpstreamError::Connect { endpoint: self.authority.clone(), reason };
         let tcp =
@@ -360,7 +368,8 @@ impl EndpointPool {
 
     fn protocol_error(&self, e: &hyper::Error) -> UpstreamError {
         let reason = std::error::Error::source(e).map_or_else(|| e.to_string(), |s| format!("{e}: {s}"));
-        UpstreamError::Protocol { endpoint: self.authority.clone(), reason }
+        let client_stalled = crate::body::is_stream_idle(e);
+        UpstreamError::Protocol { endpoint: self.authority.clone(), reason, client_stalled }
     }
 
     async fn send_h1(self: &Arc<Self>, req: Request<UpstreamBody>) -> Result<Response<PooledBody>, UpstreamError> {

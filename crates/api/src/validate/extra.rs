@@ -4,13 +4,12 @@
 use std::collections::BTreeMap;
 
 use super::{Errors, Violation};
-use crate::model::common::DataSource;
 use crate::model::gateway::{Listener, ListenerProtocol, MeshGateway, TlsMode};
 use crate::model::gateway_route::{HeaderMatchType, MeshGatewayRoute, PathMatchType, QueryMatchType, Rewrite};
 use crate::model::mesh::Mesh;
 use crate::model::meshhttproute::{HeaderMatchKind, MeshHttpRoute, PathMatchKind, QueryMatchKind};
 use crate::path::Path;
-use crate::pem::{KeyType, parse_bundle};
+use crate::pem::{KeyType, certificate_name, parse_bundle};
 use crate::resource::{Resource, Spec};
 
 /// What the extra checks may look up: other resources and files.
@@ -99,18 +98,6 @@ fn gateway(resource: &Resource, gw: &MeshGateway, lookup: &dyn Lookup, check_ref
     errs
 }
 
-/// The name Kuma gave a certificate's SDS secret: `cert.<rsa|ecdsa>:<secret|file|inline>:<name>`.
-fn certificate_name(key_type: KeyType, ds: &DataSource, listener: &Listener) -> String {
-    let (source, name) = if let Some(s) = &ds.secret {
-        ("secret", s.as_str())
-    } else if let Some(f) = &ds.file {
-        ("file", f.as_str())
-    } else {
-        ("inline", listener.non_empty_hostname())
-    };
-    format!("cert.{key_type}:{source}:{name}")
-}
-
 fn certificates(resource: &Resource, l: &Listener, path: &Path, lookup: &dyn Lookup) -> Errors {
     let mut errs = Errors::default();
     let Some(tls) = &l.tls else { return errs };
@@ -149,7 +136,7 @@ fn certificates(resource: &Resource, l: &Listener, path: &Path, lookup: &dyn Loo
         };
         match parse_bundle(&data) {
             Ok(bundle) => {
-                let name = certificate_name(bundle.key_type, ds, l);
+                let name = certificate_name(bundle.key_type, ds, l.non_empty_hostname());
                 if seen.insert(bundle.key_type, name.clone()).is_some() {
                     errs.add(cp, format!("duplicate TLS certificate \"{name}\""));
                 }

@@ -35,6 +35,30 @@ pub struct RunArgs {
     /// How long to wait for an upstream's response head, in milliseconds (Kuma's default route timeout is 15 s).
     #[arg(long, value_name = "MILLISECONDS", default_value_t = 15_000)]
     pub upstream_timeout: u64,
+    /// How long a request head may take from its first byte, in milliseconds (Kuma: 500).
+    #[arg(long, value_name = "MILLISECONDS", default_value_t = 500)]
+    pub header_timeout: u64,
+    /// How long a connection with no request in flight is kept, in seconds (Kuma: 300).
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub idle_timeout: u64,
+    /// How long a request or response body may stall, in milliseconds (Kuma: 5000).
+    #[arg(long, value_name = "MILLISECONDS", default_value_t = 5_000)]
+    pub stream_idle_timeout: u64,
+    /// How long an upstream connection may take, in milliseconds (Kuma: 5000).
+    #[arg(long, value_name = "MILLISECONDS", default_value_t = 5_000)]
+    pub connect_timeout: u64,
+    /// Accept request header names containing `_` (Kuma rejects them with 400).
+    #[arg(long)]
+    pub allow_underscore_headers: bool,
+    /// The largest request head, in bytes (larger: 431).
+    #[arg(long, value_name = "BYTES", default_value_t = 60 * 1024)]
+    pub max_header_bytes: usize,
+    /// The most request headers (more: 431).
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub max_headers: usize,
+    /// The longest request URI, in bytes (longer: 414).
+    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024)]
+    pub max_uri_bytes: usize,
     /// The `server` header of every response.
     #[arg(long, value_name = "NAME", default_value = "meshgate")]
     pub server_name: String,
@@ -120,6 +144,14 @@ async fn serve(args: RunArgs) -> anyhow::Result<ExitCode> {
         ProxySettings {
             server_name: args.server_name.clone(),
             request_timeout: Duration::from_millis(args.upstream_timeout.max(1)),
+            header_timeout: Duration::from_millis(args.header_timeout.max(1)),
+            idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
+            stream_idle_timeout: Duration::from_millis(args.stream_idle_timeout.max(1)),
+            connect_timeout: Duration::from_millis(args.connect_timeout.max(1)),
+            reject_underscore_headers: !args.allow_underscore_headers,
+            max_header_bytes: args.max_header_bytes.max(1024),
+            max_headers: args.max_headers.max(1),
+            max_uri_bytes: args.max_uri_bytes.max(16),
         },
         Duration::from_secs(args.drain_timeout),
     ));
