@@ -4,3 +4,4 @@
 mod cli;
 mod gateway;
 mod support;
+mod tls;

@@ -169,6 +169,156 @@ async fn echo(
         .unwrap()
 }
 
+/// A backend that answers an `Upgrade` request with 101 and then echoes every byte it receives.
+pub async fn start_upgrade_echo() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|mut req: Request<Incoming>| async move {
+                    let wants = req.headers().get("upgrade").map(|v| v.to_str().unwrap_or("").to_owned());
+                    let Some(protocol) = wants else {
+                        return Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"not an upgrade"))));
+                    };
+                    let on = hyper::upgrade::on(&mut req);
+                    tokio::spawn(async move {
+                        if let Ok(upgraded) = on.await {
+                            let mut io = TokioIo::new(upgraded);
+                            let (mut r, mut w) = tokio::io::split(&mut io);
+                            let _ = tokio::io::copy(&mut r, &mut w).await;
+                        }
+                    });
+                    Ok(Response::builder()
+                        .status(101)
+                        .header("connection", "upgrade")
+                        .header("upgrade", protocol)
+                        .header("sec-websocket-accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+                        .body(Full::new(Bytes::new()))
+                        .unwrap())
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// A key and self-signed certificate for `names`: (PEM bundle key+cert, certificate PEM, certificate DER).
+pub fn mint(names: &[&str], alg: &'static rcgen::SignatureAlgorithm) -> (String, String, Vec<u8>) {
+    let key =
+        if std::ptr::eq(alg, &rcgen::PKCS_RSA_SHA256) { rsa_key() } else { rcgen::KeyPair::generate_for(alg).unwrap() };
+    let cert = rcgen::CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    (format!("{}{}", key.serialize_pem(), cert.pem()), cert.pem(), cert.der().to_vec())
+}
+
+fn rsa_key() -> rcgen::KeyPair {
+    use rsa::pkcs8::EncodePrivateKey;
+    let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap();
+    rcgen::KeyPair::try_from(key.to_pkcs8_der().unwrap().as_bytes()).unwrap()
+}
+
+/// A Secret holding a PEM bundle.
+pub fn secret_yaml(name: &str, pem: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "---\ntype: Secret\nmesh: default\nname: {name}\ndata: {}\n",
+        base64::engine::general_purpose::STANDARD.encode(pem)
+    )
+}
+
+/// Which signature algorithms a TLS client accepts from the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accepts {
+    Any,
+    RsaOnly,
+    EcdsaOnly,
+}
+
+/// A TLS client connection to the gateway (`port`) with SNI `sni`, trusting `roots` (DER).
+pub async fn tls_connect(
+    port: u16,
+    sni: &str,
+    roots: &[&[u8]],
+    accepts: Accepts,
+    alpn: &[&[u8]],
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let mut provider = rustls::crypto::ring::default_provider();
+    if accepts != Accepts::Any {
+        let keep = |s: &rustls::SignatureScheme| {
+            let name = format!("{s:?}");
+            match accepts {
+                Accepts::RsaOnly => name.starts_with("RSA"),
+                Accepts::EcdsaOnly => name.starts_with("ECDSA"),
+                Accepts::Any => true,
+            }
+        };
+        let mapping: Vec<_> =
+            provider.signature_verification_algorithms.mapping.iter().filter(|(s, _)| keep(s)).copied().collect();
+        provider.signature_verification_algorithms.mapping = Box::leak(mapping.into_boxed_slice());
+    }
+    let mut store = rustls::RootCertStore::empty();
+    for der in roots {
+        store.add(rustls::pki_types::CertificateDer::from(der.to_vec())).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(store)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    let name = rustls::pki_types::ServerName::try_from(sni.to_owned()).unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await
+}
+
+/// The server certificate (DER) of a TLS connection.
+pub fn peer_cert<T>(stream: &tokio_rustls::client::TlsStream<T>) -> Vec<u8> {
+    stream.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
+/// Sends one HTTP/1.1 request over a stream and reads the response (status, headers, body). Keeps the connection.
+pub async fn raw_request<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    stream: &mut S,
+    host: &str,
+    path: &str,
+) -> (u16, BTreeMap<String, String>, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "connection closed before a response head: {:?}", String::from_utf8_lossy(&buf));
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut lines = head.lines();
+    let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let headers: BTreeMap<String, String> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let length: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let mut body = buf[head_end..].to_vec();
+    while body.len() < length {
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "connection closed mid-body");
+        body.extend_from_slice(&chunk[..n]);
+    }
+    (status, headers, String::from_utf8_lossy(&body).into_owned())
+}
+
 /// A `meshgate run` process.
 pub struct Gateway {
     pub child: Child,
