@@ -66,14 +66,32 @@ where
     }
 }
 
-/// Whether an error (or any error it wraps) is a stalled body.
-pub fn is_stream_idle(e: &(dyn std::error::Error + 'static)) -> bool {
+/// A request body the client sent that could not be read (bad chunked framing, a length that does not match, a
+/// reset stream): the client's fault, never the upstream's.
+#[derive(Debug, thiserror::Error)]
+#[error("client request body: {0}")]
+pub struct ClientBodyError(#[source] pub hyper::Error);
+
+/// Why forwarding failed on the client's side rather than the upstream's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientFault {
+    /// The request body stalled for longer than the stream idle timeout (408).
+    Stalled,
+    /// The request body was malformed or cut short (400).
+    Malformed,
+}
+
+/// The client's fault behind an error (or any error it wraps), if it was the client's.
+pub fn client_fault(e: &(dyn std::error::Error + 'static)) -> Option<ClientFault> {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = current {
         if err.is::<StreamIdle>() {
-            return true;
+            return Some(ClientFault::Stalled);
+        }
+        if err.is::<ClientBodyError>() {
+            return Some(ClientFault::Malformed);
         }
         current = err.source();
     }
-    false
+    None
 }

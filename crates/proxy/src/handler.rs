@@ -16,7 +16,7 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use meshgate_plan::Redirect;
 
-use crate::body::IdleTimeoutBody;
+use crate::body::{ClientBodyError, ClientFault, IdleTimeoutBody};
 use crate::guard::GuardState;
 use crate::metrics::{Metrics, UpstreamLabels, class_index};
 use crate::path::normalize;
@@ -65,6 +65,16 @@ pub(crate) fn text(status: StatusCode, body: &'static str) -> Response<ResponseB
     resp
 }
 
+/// An answer to a request the gateway refuses: on HTTP/1.x the connection is closed after it (RFC 9112 §6.3: after
+/// a framing error nothing more on the connection can be trusted).
+pub(crate) fn reject(version: Version, status: StatusCode, body: &'static str) -> Response<ResponseBody> {
+    let mut resp = text(status, body);
+    if version < Version::HTTP_2 {
+        resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
+}
+
 /// Serves one request.
 pub async fn handle(req: Request<Incoming>, conn: Arc<ConnContext>) -> Result<Response<ResponseBody>, Infallible> {
     let started = Instant::now();
@@ -102,22 +112,56 @@ fn request_host(req: &Request<Incoming>) -> Option<String> {
     Some(host.to_ascii_lowercase())
 }
 
+/// Why a request is refused before routing, if it is: what hyper's parser lets through but an edge must not.
+fn refusal<B>(req: &Request<B>, settings: &crate::runtime::ProxySettings) -> Option<(StatusCode, &'static str)> {
+    // Kuma's gateway rejects header names with underscores (Envoy `headers_with_underscores_action`).
+    if settings.reject_underscore_headers && req.headers().keys().any(|k| k.as_str().contains('_')) {
+        return Some((StatusCode::BAD_REQUEST, "header names with underscores are not allowed\n"));
+    }
+    let uri_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if uri_len > settings.max_uri_bytes {
+        return Some((StatusCode::URI_TOO_LONG, "URI too long\n"));
+    }
+    // RFC 9113 §8.5 / RFC 9112 §3.2.3: CONNECT names the authority it tunnels to.
+    if req.method() == http::Method::CONNECT && req.uri().authority().is_none() {
+        return Some((StatusCode::BAD_REQUEST, "CONNECT without an authority\n"));
+    }
+    if req.version() >= Version::HTTP_2 {
+        return None;
+    }
+    // RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host (absolute-form targets carry their own authority).
+    let hosts = req.headers().get_all(header::HOST).iter().count();
+    if hosts > 1 {
+        return Some((StatusCode::BAD_REQUEST, "more than one Host header\n"));
+    }
+    if hosts == 0 && req.version() == Version::HTTP_11 && req.uri().authority().is_none() {
+        return Some((StatusCode::BAD_REQUEST, "missing Host header\n"));
+    }
+    // hyper accepts any transfer coding list ending in `chunked`; only `chunked` itself is implemented here
+    // (RFC 9112 §6.1: an unknown coding gets 501), and it may appear once.
+    let mut chunked = 0;
+    for value in req.headers().get_all(header::TRANSFER_ENCODING) {
+        let Ok(value) = value.to_str() else { return Some((StatusCode::BAD_REQUEST, "malformed Transfer-Encoding\n")) };
+        for coding in value.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+            if !coding.eq_ignore_ascii_case("chunked") {
+                return Some((StatusCode::NOT_IMPLEMENTED, "transfer coding not implemented\n"));
+            }
+            chunked += 1;
+        }
+    }
+    if chunked > 1 {
+        return Some((StatusCode::BAD_REQUEST, "chunked applied more than once\n"));
+    }
+    None
+}
+
 async fn serve<'l>(
     req: Request<Incoming>,
     listener: &'l ListenerRuntime,
     conn: &ConnContext,
 ) -> (Response<ResponseBody>, Option<&'l RouteRuntime>) {
-    let settings = &listener.settings;
-    // Kuma's gateway rejects header names with underscores (Envoy `headers_with_underscores_action`).
-    if settings.reject_underscore_headers && req.headers().keys().any(|k| k.as_str().contains('_')) {
-        return (text(StatusCode::BAD_REQUEST, "header names with underscores are not allowed\n"), None);
-    }
-    let uri_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
-    if uri_len > settings.max_uri_bytes {
-        return (text(StatusCode::URI_TOO_LONG, "URI too long\n"), None);
-    }
-    if req.version() < Version::HTTP_2 && req.headers().get_all(header::HOST).iter().count() > 1 {
-        return (text(StatusCode::BAD_REQUEST, "more than one Host header\n"), None);
+    if let Some((status, why)) = refusal(&req, &listener.settings) {
+        return (reject(req.version(), status, why), None);
     }
     let Some(host) = request_host(&req) else { return (empty(StatusCode::NOT_FOUND), None) };
     let vhosts = match &listener.kind {
@@ -289,6 +333,7 @@ async fn forward(
     }
 
     // Mirroring copies the request, so its body must be small and of known length.
+    let body = body.map_err(ClientBodyError);
     let mut body: UpstreamBody = if body.is_end_stream() {
         body.map_err(|e| -> BoxError { Box::new(e) }).boxed()
     } else {
@@ -347,9 +392,15 @@ async fn forward(
             tracing::debug!(endpoint = %e, %reason, "upstream connect failure");
             return text(StatusCode::SERVICE_UNAVAILABLE, "upstream connect error\n");
         }
-        Ok(Err(UpstreamError::Protocol { endpoint: e, reason, client_stalled })) => {
-            if client_stalled {
-                return text(StatusCode::REQUEST_TIMEOUT, "request body timeout\n");
+        Ok(Err(UpstreamError::Protocol { endpoint: e, reason, client })) => {
+            match client {
+                Some(ClientFault::Stalled) => {
+                    return reject(parts.version, StatusCode::REQUEST_TIMEOUT, "request body timeout\n");
+                }
+                Some(ClientFault::Malformed) => {
+                    return reject(parts.version, StatusCode::BAD_REQUEST, "malformed request body\n");
+                }
+                None => {}
             }
             count_error("protocol");
             tracing::debug!(endpoint = %e, %reason, "bad upstream response");
@@ -392,6 +443,61 @@ fn upstream_request(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn request(version: Version, method: &str, uri: &str, headers: &[(&str, &str)]) -> Request<()> {
+        let mut b = Request::builder().version(version).method(method).uri(uri);
+        for (n, v) in headers {
+            b = b.header(*n, *v);
+        }
+        b.body(()).unwrap()
+    }
+
+    #[test]
+    fn refusals_before_routing() {
+        let settings = crate::runtime::ProxySettings::default();
+        let h1 = Version::HTTP_11;
+        type Case<'a> = (Version, &'a str, &'a str, &'a [(&'a str, &'a str)], Option<u16>);
+        let cases: &[Case] = &[
+            (h1, "GET", "/", &[("host", "a")], None),
+            (h1, "GET", "/", &[], Some(400)),
+            (Version::HTTP_10, "GET", "/", &[], None),
+            (h1, "GET", "http://a/x", &[], None),
+            (h1, "GET", "/", &[("host", "a"), ("host", "b")], Some(400)),
+            (h1, "GET", "/", &[("host", "a"), ("x_foo", "1")], Some(400)),
+            (h1, "POST", "/", &[("host", "a"), ("transfer-encoding", "chunked")], None),
+            (h1, "POST", "/", &[("host", "a"), ("transfer-encoding", "gzip, chunked")], Some(501)),
+            (
+                h1,
+                "POST",
+                "/",
+                &[("host", "a"), ("transfer-encoding", "identity"), ("transfer-encoding", "chunked")],
+                Some(501),
+            ),
+            (h1, "POST", "/", &[("host", "a"), ("transfer-encoding", "chunked, chunked")], Some(400)),
+            (Version::HTTP_2, "GET", "http://a/", &[("x_a", "1")], Some(400)),
+            (Version::HTTP_2, "CONNECT", "/", &[], Some(400)),
+            (h1, "CONNECT", "a:443", &[], None),
+        ];
+        for (version, method, uri, headers, want) in cases {
+            let got = refusal(&request(*version, method, uri, headers), &settings).map(|(s, _)| s.as_u16());
+            assert_eq!(got, *want, "{version:?} {method} {uri} {headers:?}");
+        }
+        let long = format!("/{}", "a".repeat(settings.max_uri_bytes));
+        assert_eq!(
+            refusal(&request(h1, "GET", &long, &[("host", "a")]), &settings).map(|(s, _)| s),
+            Some(StatusCode::URI_TOO_LONG)
+        );
+        let lenient = crate::runtime::ProxySettings { reject_underscore_headers: false, ..settings };
+        assert_eq!(refusal(&request(h1, "GET", "/", &[("host", "a"), ("x_foo", "1")]), &lenient), None);
+    }
+
+    #[test]
+    fn rejections_close_http1_connections_only() {
+        let r = reject(Version::HTTP_11, StatusCode::BAD_REQUEST, "no\n");
+        assert_eq!(r.headers().get(header::CONNECTION).unwrap(), "close");
+        let r = reject(Version::HTTP_2, StatusCode::BAD_REQUEST, "no\n");
+        assert!(r.headers().get(header::CONNECTION).is_none());
+    }
 
     #[test]
     fn hop_by_hop_headers_go() {

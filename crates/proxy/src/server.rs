@@ -13,6 +13,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use meshgate_plan::GatewayPlan;
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -225,6 +226,9 @@ struct ConnShared {
     hard_stop: watch::Receiver<bool>,
 }
 
+/// A fatal TLS alert `unrecognized_name` (RFC 6066 §3), sent as the first record when no listener serves the SNI.
+const UNRECOGNIZED_NAME: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 112];
+
 /// How long a TLS handshake (or a passthrough ClientHello) may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -299,20 +303,31 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: Arc<ConnS
             tokio::spawn(watchdog(Arc::clone(&guard), settings.header_timeout, settings.idle_timeout));
             serve_http(io, guard, peer, None, &shared, watcher).await;
         }
-        ListenerKind::Https { tls, .. } => {
+        ListenerKind::Https { tls, chains } => {
             let (io, guard) = GuardedIo::new(stream, true);
             tokio::spawn(watchdog(Arc::clone(&guard), settings.header_timeout, settings.idle_timeout));
-            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(tls));
-            let Ok(Ok(tls_stream)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(io)).await else { return };
-            let (_, session) = tls_stream.get_ref();
-            let sni = session.server_name().map(str::to_ascii_lowercase);
-            guard.set_http2(session.alpn_protocol() == Some(b"h2"));
+            let handshake = async {
+                let mut start =
+                    tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), io).await.ok()?;
+                let sni = start.client_hello().server_name().map(str::to_ascii_lowercase);
+                if chains.find(sni.as_deref()).is_none() {
+                    let _ = start.io.write_all(&UNRECOGNIZED_NAME).await;
+                    return None;
+                }
+                start.into_stream(Arc::clone(tls)).await.ok().map(|stream| (stream, sni))
+            };
+            let Ok(Some((tls_stream, sni))) = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await else { return };
+            guard.set_http2(tls_stream.get_ref().1.alpn_protocol() == Some(b"h2"));
             serve_http(tls_stream, guard, peer, sni, &shared, watcher).await;
         }
         ListenerKind::Tcp { tcp } => relay(stream, tcp.as_ref(), &shared, &runtime.name).await,
         ListenerKind::Tls { terminate, chains } => {
             let Some(sni) = peek_sni(&stream).await else { return };
-            let Some(chain) = chains.find(sni.as_deref()) else { return };
+            let Some(chain) = chains.find(sni.as_deref()) else {
+                let mut stream = stream;
+                let _ = stream.write_all(&UNRECOGNIZED_NAME).await;
+                return;
+            };
             if chain.passthrough {
                 relay(stream, chain.tcp.as_ref(), &shared, &runtime.name).await;
                 return;

@@ -48,15 +48,15 @@ pub enum UpstreamError {
         /// Why.
         reason: String,
     },
-    /// The upstream broke the protocol or the connection (502), or the client's body stalled (408).
+    /// The upstream broke the protocol or the connection (502), or the client's body failed (408 or 400).
     #[error("upstream {endpoint}: {reason}")]
     Protocol {
         /// The endpoint.
         endpoint: String,
         /// Why.
         reason: String,
-        /// Whether the cause was the client's request body stalling, not the upstream.
-        client_stalled: bool,
+        /// Set when the cause was the client's request body, not the upstream.
+        client: Option<crate::body::ClientFault>,
     },
 }
 
@@ -368,8 +368,8 @@ impl EndpointPool {
 
     fn protocol_error(&self, e: &hyper::Error) -> UpstreamError {
         let reason = std::error::Error::source(e).map_or_else(|| e.to_string(), |s| format!("{e}: {s}"));
-        let client_stalled = crate::body::is_stream_idle(e);
-        UpstreamError::Protocol { endpoint: self.authority.clone(), reason, client_stalled }
+        let client = crate::body::client_fault(e);
+        UpstreamError::Protocol { endpoint: self.authority.clone(), reason, client }
     }
 
     async fn send_h1(self: &Arc<Self>, req: Request<UpstreamBody>) -> Result<Response<PooledBody>, UpstreamError> {
