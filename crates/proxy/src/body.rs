@@ -16,10 +16,15 @@ use crate::upstream::BoxError;
 pub struct StreamIdle(pub Duration);
 
 /// A body that fails when it stalls for longer than its limit.
+///
+/// The timer is armed only when the body first has nothing to give (a small body that is ready at once never
+/// touches the timer wheel); after that each frame notes the time, and the timer, when it fires, moves itself to
+/// the last frame plus the limit instead of being reset on every frame.
 pub struct IdleTimeoutBody<B> {
     inner: B,
     limit: Duration,
-    timer: Pin<Box<Sleep>>,
+    /// Armed at the first stall: the timer and when the body last gave something.
+    timer: Option<(Pin<Box<Sleep>>, Instant)>,
 }
 
 impl<B> std::fmt::Debug for IdleTimeoutBody<B> {
@@ -31,7 +36,7 @@ impl<B> std::fmt::Debug for IdleTimeoutBody<B> {
 impl<B> IdleTimeoutBody<B> {
     /// Wraps a body.
     pub fn new(inner: B, limit: Duration) -> Self {
-        Self { inner, limit, timer: Box::pin(tokio::time::sleep(limit)) }
+        Self { inner, limit, timer: None }
     }
 }
 
@@ -44,16 +49,24 @@ where
     type Error = BoxError;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match Pin::new(&mut self.inner).poll_frame(cx) {
-            Poll::Ready(frame) => {
-                let deadline = Instant::now() + self.limit;
-                self.timer.as_mut().reset(deadline);
-                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            if let Some((_, last_progress)) = &mut self.timer {
+                *last_progress = Instant::now();
             }
-            Poll::Pending => match self.timer.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(StreamIdle(self.limit))))),
-                Poll::Pending => Poll::Pending,
-            },
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        let limit = self.limit;
+        let (timer, last_progress) =
+            self.timer.get_or_insert_with(|| (Box::pin(tokio::time::sleep(limit)), Instant::now()));
+        loop {
+            if timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let deadline = *last_progress + limit;
+            if deadline <= Instant::now() {
+                return Poll::Ready(Some(Err(Box::new(StreamIdle(limit)))));
+            }
+            timer.as_mut().reset(deadline);
         }
     }
 
@@ -94,4 +107,54 @@ pub fn client_fault(e: &(dyn std::error::Error + 'static)) -> Option<ClientFault
         current = err.source();
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    /// A body giving one frame after each delay.
+    struct Paced {
+        delays: VecDeque<Duration>,
+        sleep: Option<Pin<Box<Sleep>>>,
+    }
+
+    impl Body for Paced {
+        type Data = Bytes;
+        type Error = BoxError;
+        fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            let Some(delay) = self.delays.front().copied() else { return Poll::Ready(None) };
+            let sleep = self.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(delay)));
+            if sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.sleep = None;
+            self.delays.pop_front();
+            Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"x")))))
+        }
+    }
+
+    fn paced(delays_ms: &[u64]) -> Paced {
+        Paced { delays: delays_ms.iter().map(|d| Duration::from_millis(*d)).collect(), sleep: None }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_keeps_moving_never_times_out() {
+        let body = IdleTimeoutBody::new(paced(&[0, 400, 400, 400, 400, 400]), Duration::from_millis(500));
+        let bytes = body.collect().await.unwrap().to_bytes();
+        assert_eq!(bytes.len(), 6);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stall_longer_than_the_limit_fails_at_the_limit() {
+        let started = Instant::now();
+        let body = IdleTimeoutBody::new(paced(&[0, 100, 10_000]), Duration::from_millis(500));
+        let err = body.collect().await.unwrap_err();
+        assert!(err.is::<StreamIdle>());
+        assert_eq!(started.elapsed(), Duration::from_millis(600));
+    }
 }

@@ -1,19 +1,24 @@
 //! Per-connection time limits that hyper does not give: a request head must arrive within the header timeout of
 //! its first byte (slowloris), and a connection with nothing in flight is closed after the idle timeout.
 //!
-//! [`GuardedIo`] wraps the socket and notes when bytes arrive; a watchdog task per connection closes it (the next
-//! read fails) when a limit passes. HTTP/2 connections (recognised by their preface, or by ALPN) have no head
-//! timeout: their requests are frames, not a slowly-typed head.
+//! [`GuardedIo`] wraps the socket and notes, with a few atomic stores, when bytes move and when a head begins. No
+//! timer is armed per request or per connection: one [`Sweeper`] thread ticks a coarse clock every [`TICK`] and
+//! walks the live connections, closing (the next read fails) those past a limit. A limit is therefore enforced
+//! between its value and its value plus two ticks, never early. HTTP/2 connections (recognised by their preface, or
+//! by ALPN) have no head timeout: their requests are frames, not a slowly-typed head.
 
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use atomic_waker::AtomicWaker;
+use slab::Slab;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::Notify;
+
+/// How often the sweeper looks (and the coarse clock advances).
+pub const TICK: Duration = Duration::from_millis(50);
 
 const MODE_UNKNOWN: u8 = 0;
 const MODE_H1: u8 = 1;
@@ -22,26 +27,40 @@ const MODE_TLS_HANDSHAKE: u8 = 3;
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// The state a connection's watchdog and requests share.
+/// Milliseconds since the sweeper started, advanced every tick (never ahead of the real clock).
+#[derive(Debug)]
+struct CoarseClock {
+    start: Instant,
+    now_ms: AtomicU64,
+}
+
+impl CoarseClock {
+    fn advance(&self) -> u64 {
+        let now = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.now_ms.store(now, Ordering::Release);
+        now
+    }
+    fn now(&self) -> u64 {
+        self.now_ms.load(Ordering::Acquire)
+    }
+}
+
+/// The state a connection and the sweeper share.
 #[derive(Debug)]
 pub struct GuardState {
-    start: Instant,
+    clock: Arc<CoarseClock>,
+    header_ms: u64,
+    idle_ms: u64,
     mode: AtomicU8,
-    /// Milliseconds since start (+1) when the current request head began; 0 = no head pending.
+    /// Coarse milliseconds (+1) when the current request head began; 0 = no head pending.
     head_since: AtomicU64,
     in_flight: AtomicUsize,
     last_activity: AtomicU64,
     expired: AtomicBool,
     reader: AtomicWaker,
-    closed: Notify,
-    changed: Notify,
 }
 
 impl GuardState {
-    fn now(&self) -> u64 {
-        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
     /// A request head was parsed: the head timer stops; the request is in flight.
     pub fn request_started(&self) {
         self.head_since.store(0, Ordering::Release);
@@ -50,20 +69,18 @@ impl GuardState {
 
     /// A response was sent.
     pub fn request_finished(&self) {
+        self.last_activity.store(self.clock.now(), Ordering::Release);
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
-        self.last_activity.store(self.now(), Ordering::Release);
-        self.changed.notify_one();
     }
 
     /// After a TLS handshake: whether the connection speaks HTTP/2.
     pub fn set_http2(&self, h2: bool) {
         self.mode.store(if h2 { MODE_H2 } else { MODE_H1 }, Ordering::Release);
-        self.changed.notify_one();
     }
 
     fn on_read(&self, bytes: &[u8]) {
-        let now = self.now();
-        self.last_activity.store(now, Ordering::Release);
+        let now = self.clock.now();
+        self.last_activity.store(now, Ordering::Relaxed);
         let mut mode = self.mode.load(Ordering::Acquire);
         if mode == MODE_UNKNOWN {
             let n = bytes.len().min(H2_PREFACE.len());
@@ -75,8 +92,19 @@ impl GuardState {
             && self.head_since.load(Ordering::Acquire) == 0
         {
             self.head_since.store(now + 1, Ordering::Release);
-            self.changed.notify_one();
         }
+    }
+
+    /// Whether a limit has passed at coarse time `now` (with one tick of slack: the stamps may lag the real clock
+    /// by a tick, so a limit is never applied early).
+    fn overdue(&self, now: u64) -> bool {
+        let slack = u64::try_from(TICK.as_millis()).unwrap_or(0);
+        let head = self.head_since.load(Ordering::Acquire);
+        if head > 0 && self.mode.load(Ordering::Acquire) == MODE_H1 {
+            return now.saturating_sub(head - 1) >= self.header_ms.saturating_add(slack);
+        }
+        self.in_flight.load(Ordering::Acquire) == 0
+            && now.saturating_sub(self.last_activity.load(Ordering::Acquire)) >= self.idle_ms.saturating_add(slack)
     }
 
     fn expire(&self) {
@@ -85,39 +113,99 @@ impl GuardState {
     }
 }
 
+#[derive(Debug)]
+struct Registry {
+    clock: Arc<CoarseClock>,
+    conns: Mutex<Slab<Arc<GuardState>>>,
+}
+
+/// Closes connections past their limits; one per data plane. Its thread stops when the last handle is dropped.
+#[derive(Debug, Clone)]
+pub struct Sweeper {
+    registry: Arc<Registry>,
+}
+
+impl Default for Sweeper {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Sweeper {
+    /// Starts the sweeper thread.
+    pub fn new() -> Self {
+        let clock = Arc::new(CoarseClock { start: Instant::now(), now_ms: AtomicU64::new(0) });
+        let registry = Arc::new(Registry { clock, conns: Mutex::new(Slab::new()) });
+        let weak = Arc::downgrade(&registry);
+        let spawned = std::thread::Builder::new().name("meshgate-sweeper".into()).spawn(move || sweep(&weak));
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the connection sweeper; time limits are not enforced");
+        }
+        Self { registry }
+    }
+
+    /// Wraps a socket; `tls` delays the head timer until the handshake tells the protocol.
+    pub fn guard<T>(&self, inner: T, tls: bool, header_timeout: Duration, idle_timeout: Duration) -> GuardedIo<T> {
+        let clock = Arc::clone(&self.registry.clock);
+        let state = Arc::new(GuardState {
+            last_activity: AtomicU64::new(clock.now()),
+            clock,
+            header_ms: u64::try_from(header_timeout.as_millis()).unwrap_or(u64::MAX),
+            idle_ms: u64::try_from(idle_timeout.as_millis()).unwrap_or(u64::MAX),
+            mode: AtomicU8::new(if tls { MODE_TLS_HANDSHAKE } else { MODE_UNKNOWN }),
+            head_since: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            expired: AtomicBool::new(false),
+            reader: AtomicWaker::new(),
+        });
+        let key = match self.registry.conns.lock() {
+            Ok(mut conns) => Some(conns.insert(Arc::clone(&state))),
+            Err(_) => None,
+        };
+        GuardedIo { inner, state, registry: Arc::clone(&self.registry), key }
+    }
+}
+
+fn sweep(registry: &Weak<Registry>) {
+    loop {
+        std::thread::sleep(TICK);
+        let Some(registry) = registry.upgrade() else { return };
+        let now = registry.clock.advance();
+        let Ok(conns) = registry.conns.lock() else { return };
+        for (_, state) in conns.iter() {
+            if !state.expired.load(Ordering::Relaxed) && state.overdue(now) {
+                state.expire();
+            }
+        }
+    }
+}
+
 /// A socket with the guard's bookkeeping.
 #[derive(Debug)]
 pub struct GuardedIo<T> {
     inner: T,
     state: Arc<GuardState>,
+    registry: Arc<Registry>,
+    key: Option<usize>,
 }
 
 impl<T> GuardedIo<T> {
-    /// Wraps a socket; `tls` delays the head timer until the handshake tells the protocol.
-    pub fn new(inner: T, tls: bool) -> (Self, Arc<GuardState>) {
-        let state = Arc::new(GuardState {
-            start: Instant::now(),
-            mode: AtomicU8::new(if tls { MODE_TLS_HANDSHAKE } else { MODE_UNKNOWN }),
-            head_since: AtomicU64::new(0),
-            in_flight: AtomicUsize::new(0),
-            last_activity: AtomicU64::new(0),
-            expired: AtomicBool::new(false),
-            reader: AtomicWaker::new(),
-            closed: Notify::new(),
-            changed: Notify::new(),
-        });
-        (Self { inner, state: Arc::clone(&state) }, state)
-    }
-
     /// The wrapped socket.
     pub fn get_ref(&self) -> &T {
         &self.inner
+    }
+
+    /// The state requests on this connection report to.
+    pub fn state(&self) -> Arc<GuardState> {
+        Arc::clone(&self.state)
     }
 }
 
 impl<T> Drop for GuardedIo<T> {
     fn drop(&mut self) {
-        self.state.closed.notify_one();
+        if let (Some(key), Ok(mut conns)) = (self.key, self.registry.conns.lock()) {
+            conns.try_remove(key);
+        }
     }
 }
 
@@ -139,15 +227,20 @@ impl<T: AsyncRead + Unpin> AsyncRead for GuardedIo<T> {
     }
 }
 
+impl<T: AsyncWrite + Unpin> GuardedIo<T> {
+    fn wrote(&self, polled: &Poll<std::io::Result<usize>>) {
+        if let Poll::Ready(Ok(n)) = polled
+            && *n > 0
+        {
+            self.state.last_activity.store(self.state.clock.now(), Ordering::Relaxed);
+        }
+    }
+}
+
 impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write(cx, data);
-        if let Poll::Ready(Ok(n)) = polled
-            && n > 0
-        {
-            let now = self.state.now();
-            self.state.last_activity.store(now, Ordering::Release);
-        }
+        self.wrote(&polled);
         polled
     }
     fn poll_write_vectored(
@@ -156,12 +249,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(n)) = polled
-            && n > 0
-        {
-            let now = self.state.now();
-            self.state.last_activity.store(now, Ordering::Release);
-        }
+        self.wrote(&polled);
         polled
     }
     fn is_write_vectored(&self) -> bool {
@@ -175,36 +263,45 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
     }
 }
 
-/// Enforces the limits until the connection closes.
-pub async fn watchdog(state: Arc<GuardState>, header_timeout: Duration, idle_timeout: Duration) {
-    let header_ms = u64::try_from(header_timeout.as_millis()).unwrap_or(u64::MAX);
-    let idle_ms = u64::try_from(idle_timeout.as_millis()).unwrap_or(u64::MAX);
-    loop {
-        let now = state.now();
-        let mut deadline = u64::MAX;
-        let head = state.head_since.load(Ordering::Acquire);
-        if head > 0 && state.mode.load(Ordering::Acquire) == MODE_H1 {
-            deadline = deadline.min((head - 1).saturating_add(header_ms));
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(header_ms: u64, idle_ms: u64) -> GuardState {
+        GuardState {
+            clock: Arc::new(CoarseClock { start: Instant::now(), now_ms: AtomicU64::new(1000) }),
+            header_ms,
+            idle_ms,
+            mode: AtomicU8::new(MODE_UNKNOWN),
+            head_since: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            last_activity: AtomicU64::new(1000),
+            expired: AtomicBool::new(false),
+            reader: AtomicWaker::new(),
         }
-        if state.in_flight.load(Ordering::Acquire) == 0 {
-            deadline = deadline.min(state.last_activity.load(Ordering::Acquire).saturating_add(idle_ms));
-        }
-        if deadline <= now {
-            state.expire();
-            return;
-        }
-        // Sleep until the deadline, or until something changes it (a head begins, a request ends).
-        let sleep = async {
-            if deadline == u64::MAX {
-                std::future::pending::<()>().await;
-            } else {
-                tokio::time::sleep(Duration::from_millis(deadline - now)).await;
-            }
-        };
-        tokio::select! {
-            () = sleep => {}
-            () = state.changed.notified() => {}
-            () = state.closed.notified() => return,
-        }
+    }
+
+    #[test]
+    fn head_limit_runs_from_the_first_byte_and_never_early() {
+        let s = state(500, 300_000);
+        s.on_read(b"GET / HTTP/1.1\r\n");
+        assert!(!s.overdue(1000 + 500));
+        assert!(s.overdue(1000 + 500 + 50));
+        s.request_started();
+        assert!(!s.overdue(1000 + 10_000), "a request in flight has no head or idle limit");
+        s.request_finished();
+        assert!(!s.overdue(1000 + 10_000));
+    }
+
+    #[test]
+    fn http2_has_no_head_limit_and_idle_counts_from_the_last_activity() {
+        let s = state(500, 2_000);
+        s.on_read(H2_PREFACE);
+        assert!(!s.overdue(1000 + 1_000));
+        assert!(s.overdue(1000 + 2_050));
+        s.clock.now_ms.store(5_000, Ordering::Release);
+        s.on_read(b"frame");
+        assert!(!s.overdue(5_000 + 2_000));
+        assert!(s.overdue(5_000 + 2_050));
     }
 }

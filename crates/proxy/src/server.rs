@@ -18,7 +18,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::guard::{GuardState, GuardedIo, watchdog};
+use crate::guard::{GuardState, Sweeper};
 use crate::handler::{ConnContext, handle};
 use crate::metrics::{ListenerLabels, Metrics};
 use crate::runtime::{ListenerKind, ListenerRuntime, ProxySettings, build};
@@ -55,6 +55,7 @@ pub struct Proxy {
     settings: Arc<ProxySettings>,
     metrics: Arc<Metrics>,
     pools: Pools,
+    sweeper: Sweeper,
     listeners: tokio::sync::Mutex<HashMap<SocketAddr, Running>>,
     ready: AtomicBool,
     draining: AtomicBool,
@@ -74,6 +75,7 @@ impl Proxy {
             settings: Arc::new(settings),
             metrics: Arc::new(Metrics::default()),
             pools: Pools::default(),
+            sweeper: Sweeper::new(),
             listeners: tokio::sync::Mutex::new(HashMap::new()),
             ready: AtomicBool::new(false),
             draining: AtomicBool::new(false),
@@ -159,6 +161,7 @@ impl Proxy {
                         Arc::clone(&config),
                         stop_rx,
                         Arc::clone(&self.metrics),
+                        self.sweeper.clone(),
                         self.drain_timeout,
                     ));
                     tracing::info!(listener = %name, %addr, "listening");
@@ -222,6 +225,7 @@ struct ConnShared {
     config: Arc<ArcSwap<ListenerRuntime>>,
     metrics: Arc<Metrics>,
     builder: auto::Builder<TokioExecutor>,
+    sweeper: Sweeper,
     /// Fires when the listener stops for good (after draining): TCP relays end then.
     hard_stop: watch::Receiver<bool>,
 }
@@ -299,13 +303,13 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: Arc<ConnS
     let settings = Arc::clone(&runtime.settings);
     match &runtime.kind {
         ListenerKind::Http { .. } => {
-            let (io, guard) = GuardedIo::new(stream, false);
-            tokio::spawn(watchdog(Arc::clone(&guard), settings.header_timeout, settings.idle_timeout));
+            let io = shared.sweeper.guard(stream, false, settings.header_timeout, settings.idle_timeout);
+            let guard = io.state();
             serve_http(io, guard, peer, None, &shared, watcher).await;
         }
         ListenerKind::Https { tls, chains } => {
-            let (io, guard) = GuardedIo::new(stream, true);
-            tokio::spawn(watchdog(Arc::clone(&guard), settings.header_timeout, settings.idle_timeout));
+            let io = shared.sweeper.guard(stream, true, settings.header_timeout, settings.idle_timeout);
+            let guard = io.state();
             let handshake = async {
                 let mut start =
                     tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), io).await.ok()?;
@@ -347,6 +351,7 @@ async fn accept_loop(
     config: Arc<ArcSwap<ListenerRuntime>>,
     mut stop: watch::Receiver<bool>,
     metrics: Arc<Metrics>,
+    sweeper: Sweeper,
     drain_timeout: Duration,
 ) {
     let graceful = GracefulShutdown::new();
@@ -355,8 +360,13 @@ async fn accept_loop(
     let gauge = metrics.connections.get_or_create(&ListenerLabels { listener: name.clone() }).clone();
     let (hard_stop_tx, hard_stop) = watch::channel(false);
     let builder = server_builder(&config.load().settings);
-    let shared =
-        Arc::new(ConnShared { config: Arc::clone(&config), metrics: Arc::clone(&metrics), builder, hard_stop });
+    let shared = Arc::new(ConnShared {
+        config: Arc::clone(&config),
+        metrics: Arc::clone(&metrics),
+        builder,
+        sweeper,
+        hard_stop,
+    });
     loop {
         tokio::select! {
             accepted = tcp.accept() => {
