@@ -7,10 +7,11 @@
 //! between its value and its value plus two ticks, never early. HTTP/2 connections (recognised by their preface, or
 //! by ALPN) have no head timeout: their requests are frames, not a slowly-typed head.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use atomic_waker::AtomicWaker;
@@ -58,6 +59,15 @@ pub struct GuardState {
     last_activity: AtomicU64,
     expired: AtomicBool,
     reader: AtomicWaker,
+    /// Request deadlines (coarse ms) of this connection's requests in flight, with their tasks' wakers.
+    deadlines: Mutex<Slab<Deadline>>,
+}
+
+#[derive(Debug)]
+struct Deadline {
+    at_ms: u64,
+    waker: Waker,
+    fired: bool,
 }
 
 impl GuardState {
@@ -111,6 +121,109 @@ impl GuardState {
         self.expired.store(true, Ordering::Release);
         self.reader.wake();
     }
+
+    /// Fires the request deadlines that have passed at coarse time `now`.
+    fn fire_deadlines(&self, now: u64) {
+        let Ok(mut deadlines) = self.deadlines.lock() else { return };
+        for (_, d) in deadlines.iter_mut() {
+            if !d.fired && now >= d.at_ms {
+                d.fired = true;
+                d.waker.wake_by_ref();
+            }
+        }
+    }
+
+    /// Runs `fut` with a time limit kept by the sweeper (limits of [`COARSE_TIMEOUT_MIN`] and more; shorter ones
+    /// use the runtime's timer, which is exact but costs a timer-wheel insertion per request).
+    pub fn timeout<F: Future>(self: &Arc<Self>, limit: Duration, fut: F) -> Timeout<F> {
+        let kind = if limit >= COARSE_TIMEOUT_MIN {
+            let slack = u64::try_from(TICK.as_millis()).unwrap_or(0);
+            let limit_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
+            TimeoutKind::Coarse {
+                state: Arc::clone(self),
+                at_ms: self.clock.now().saturating_add(limit_ms + slack),
+                key: None,
+            }
+        } else {
+            TimeoutKind::Exact(Box::pin(tokio::time::sleep(limit)))
+        };
+        Timeout { inner: fut, kind }
+    }
+}
+
+/// Time limits at least this long are kept by the sweeper (enforced between the limit and the limit plus two ticks).
+pub const COARSE_TIMEOUT_MIN: Duration = Duration::from_secs(1);
+
+/// The error of a request that ran out of time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("request timed out")]
+pub struct Elapsed;
+
+enum TimeoutKind {
+    Coarse { state: Arc<GuardState>, at_ms: u64, key: Option<usize> },
+    Exact(Pin<Box<tokio::time::Sleep>>),
+}
+
+pin_project_lite::pin_project! {
+    /// A future with a time limit; see [`GuardState::timeout`].
+    pub struct Timeout<F> {
+        #[pin]
+        inner: F,
+        kind: TimeoutKind,
+    }
+
+    impl<F> PinnedDrop for Timeout<F> {
+        fn drop(this: Pin<&mut Self>) {
+            if let TimeoutKind::Coarse { state, key: Some(key), .. } = &this.kind
+                && let Ok(mut deadlines) = state.deadlines.lock()
+            {
+                deadlines.try_remove(*key);
+            }
+        }
+    }
+}
+
+impl<F: Future> Future for Timeout<F> {
+    type Output = Result<F::Output, Elapsed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        match this.kind {
+            TimeoutKind::Exact(sleep) => {
+                if let Poll::Ready(out) = this.inner.poll(cx) {
+                    return Poll::Ready(Ok(out));
+                }
+                sleep.as_mut().poll(cx).map(|()| Err(Elapsed))
+            }
+            TimeoutKind::Coarse { state, at_ms, key } => {
+                if let Some(k) = key
+                    && let Ok(mut deadlines) = state.deadlines.lock()
+                    && let Some(d) = deadlines.get_mut(*k)
+                {
+                    if d.fired {
+                        return Poll::Ready(Err(Elapsed));
+                    }
+                    if !d.waker.will_wake(cx.waker()) {
+                        d.waker = cx.waker().clone();
+                    }
+                }
+                if let Poll::Ready(out) = this.inner.poll(cx) {
+                    if let Some(k) = key.take()
+                        && let Ok(mut deadlines) = state.deadlines.lock()
+                    {
+                        deadlines.try_remove(k);
+                    }
+                    return Poll::Ready(Ok(out));
+                }
+                if key.is_none()
+                    && let Ok(mut deadlines) = state.deadlines.lock()
+                {
+                    *key = Some(deadlines.insert(Deadline { at_ms: *at_ms, waker: cx.waker().clone(), fired: false }));
+                }
+                Poll::Pending
+            }
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -157,6 +270,7 @@ impl Sweeper {
             in_flight: AtomicUsize::new(0),
             expired: AtomicBool::new(false),
             reader: AtomicWaker::new(),
+            deadlines: Mutex::new(Slab::new()),
         });
         let key = match self.registry.conns.lock() {
             Ok(mut conns) => Some(conns.insert(Arc::clone(&state))),
@@ -176,6 +290,7 @@ fn sweep(registry: &Weak<Registry>) {
             if !state.expired.load(Ordering::Relaxed) && state.overdue(now) {
                 state.expire();
             }
+            state.fire_deadlines(now);
         }
     }
 }
@@ -278,6 +393,7 @@ mod tests {
             last_activity: AtomicU64::new(1000),
             expired: AtomicBool::new(false),
             reader: AtomicWaker::new(),
+            deadlines: Mutex::new(Slab::new()),
         }
     }
 
@@ -303,5 +419,23 @@ mod tests {
         s.on_read(b"frame");
         assert!(!s.overdue(5_000 + 2_000));
         assert!(s.overdue(5_000 + 2_050));
+    }
+
+    #[tokio::test]
+    async fn coarse_timeouts_fire_not_early_and_leave_nothing_behind() {
+        let sweeper = Sweeper::new();
+        let (io, _peer) = tokio::io::duplex(64);
+        let guarded = sweeper.guard(io, false, Duration::from_millis(500), Duration::from_secs(300));
+        let state = guarded.state();
+        let quick = state.timeout(Duration::from_secs(5), async { 7 }).await;
+        assert_eq!(quick, Ok(7));
+        let started = Instant::now();
+        let slow = state.timeout(Duration::from_secs(1), std::future::pending::<()>()).await;
+        assert_eq!(slow, Err(Elapsed));
+        let took = started.elapsed();
+        assert!(took >= Duration::from_secs(1) && took < Duration::from_secs(5), "{took:?}");
+        assert!(state.deadlines.lock().unwrap().is_empty());
+        let short = state.timeout(Duration::from_millis(20), std::future::pending::<()>()).await;
+        assert_eq!(short, Err(Elapsed));
     }
 }

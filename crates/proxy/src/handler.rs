@@ -1,6 +1,7 @@
 //! The request path, as named phases: check → find the virtual host → match a route → act (answer, redirect, or
 //! forward: choose a backend, pick an endpoint, rewrite, send, filter the response) → count.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
+use http::uri::PathAndQuery;
 use http::{HeaderMap, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
 use http_body_util::combinators::BoxBody;
@@ -36,6 +38,8 @@ pub struct ConnContext {
     pub listener: Arc<ArcSwap<ListenerRuntime>>,
     /// The client's address.
     pub peer: SocketAddr,
+    /// The client's IP address as a header value (for X-Forwarded-For), made once per connection.
+    pub peer_ip: HeaderValue,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// The connection's time limits.
@@ -43,6 +47,9 @@ pub struct ConnContext {
     /// The SNI the client sent (HTTPS), which chose the virtual hosts.
     pub sni: Option<String>,
 }
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// The HSTS header of HTTPS responses (Kuma: overwrite).
 const HSTS: &str = "max-age=31536000; includeSubDomains";
@@ -95,21 +102,22 @@ pub async fn handle(req: Request<Incoming>, conn: Arc<ConnContext>) -> Result<Re
     Ok(response)
 }
 
-/// The host a request is for: lowercase, without port.
-fn request_host(req: &Request<Incoming>) -> Option<String> {
+/// The host a request is for: lowercase, without port (borrowed unless it had to be lowercased).
+fn request_host<B>(req: &Request<B>) -> Option<Cow<'_, str>> {
     let raw = match req.uri().authority() {
-        Some(a) => a.host().to_owned(),
-        None => req.headers().get(header::HOST)?.to_str().ok()?.to_owned(),
+        Some(a) => a.host(),
+        None => req.headers().get(header::HOST)?.to_str().ok()?,
     };
     let host = if let Some(rest) = raw.strip_prefix('[') {
-        rest.split(']').next().unwrap_or_default().to_owned()
+        rest.split(']').next().unwrap_or_default()
     } else {
-        raw.rsplit_once(':')
-            .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
-            .map_or(raw.as_str(), |(h, _)| h)
-            .to_owned()
+        raw.rsplit_once(':').filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit())).map_or(raw, |(h, _)| h)
     };
-    Some(host.to_ascii_lowercase())
+    Some(if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    })
 }
 
 /// Why a request is refused before routing, if it is: what hyper's parser lets through but an edge must not.
@@ -171,10 +179,10 @@ async fn serve<'l>(
     };
     // After TLS, Host is matched within the SNI's virtual hosts only (SNI of one listener, Host of another: 404).
     let Some(vhost) = vhosts.and_then(|v| v.find(Some(&host))) else { return (empty(StatusCode::NOT_FOUND), None) };
-    let path = normalize(req.uri().path()).into_owned();
-    let query = req.uri().query().map(str::to_owned);
-    let Some(route) = vhost.routes.iter().find(|r| r.matches(req.method(), &path, query.as_deref(), req.headers()))
-    else {
+    let uri = req.uri().clone();
+    let path = normalize(uri.path());
+    let query = uri.query();
+    let Some(route) = vhost.routes.iter().find(|r| r.matches(req.method(), &path, query, req.headers())) else {
         return (empty(StatusCode::NOT_FOUND), None);
     };
     let response = match &route.action {
@@ -184,7 +192,10 @@ async fn serve<'l>(
             resp
         }
         ActionRuntime::Redirect(r) => redirect(r, listener, &host, &path),
-        ActionRuntime::Forward(f) => forward(req, f, listener, conn, &path, query.as_deref()).await,
+        ActionRuntime::Forward(f) => {
+            let target = Target { uri: &uri, path: &path, normalized: matches!(path, Cow::Owned(_)) };
+            forward(req, f, listener, conn, target).await
+        }
     };
     (response, Some(route))
 }
@@ -211,7 +222,7 @@ fn redirect(r: &Redirect, listener: &ListenerRuntime, host: &str, path: &str) ->
     resp
 }
 
-const HOP_BY_HOP: [HeaderName; 7] = [
+static HOP_BY_HOP: [HeaderName; 7] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -222,19 +233,49 @@ const HOP_BY_HOP: [HeaderName; 7] = [
 ];
 
 /// Removes hop-by-hop headers, including those a `Connection` header names.
-pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
+///
+/// One pass over the names first: most messages carry none of them, or only `connection: keep-alive`, and a map
+/// lookup per hop-by-hop name cost more than the rest of the header handling (callgrind, `bench/`).
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let mut found = 0u8;
+    for name in headers.keys() {
+        // Indexes into HOP_BY_HOP.
+        let i = match name.as_str() {
+            "connection" => 0,
+            "keep-alive" => 1,
+            "proxy-connection" => 2,
+            "proxy-authenticate" => 3,
+            "te" => 4,
+            "transfer-encoding" => 5,
+            "upgrade" => 6,
+            _ => continue,
+        };
+        found |= 1 << i;
     }
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
+    if found == 0 {
+        return;
+    }
+    if found & 1 != 0 {
+        let mut named = Vec::new();
+        for value in headers.get_all(header::CONNECTION) {
+            let Ok(value) = value.to_str() else { continue };
+            for token in value.split(',').map(str::trim) {
+                if token.is_empty() || token.eq_ignore_ascii_case("close") || token.eq_ignore_ascii_case("keep-alive") {
+                    continue;
+                }
+                if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+                    named.push(name);
+                }
+            }
+        }
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if found & (1 << i) != 0 {
+            headers.remove(name);
+        }
     }
 }
 
@@ -268,20 +309,50 @@ fn upstream_headers(
     // The body is re-framed upstream from its actual length; a client's Content-Length is never passed on.
     headers.remove(header::CONTENT_LENGTH);
     // X-Forwarded-For: the client is appended; X-Forwarded-Proto: the listener's scheme.
-    let peer = conn.peer.ip().to_string();
-    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prior) if !prior.trim().is_empty() => format!("{prior}, {peer}"),
-        _ => peer,
+    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prior) if !prior.trim().is_empty() => {
+            HeaderValue::try_from(format!("{prior}, {}", conn.peer.ip())).unwrap_or_else(|_| conn.peer_ip.clone())
+        }
+        _ => conn.peer_ip.clone(),
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert("x-forwarded-for", v);
-    }
+    headers.insert(&X_FORWARDED_FOR, xff);
     headers.insert(
-        "x-forwarded-proto",
+        &X_FORWARDED_PROTO,
         HeaderValue::from_static(if listener.scheme == "https" { "https" } else { "http" }),
     );
     f.request_headers.apply(&mut headers);
     headers
+}
+
+/// Where a request goes within its upstream.
+struct Target<'a> {
+    /// The request's target as received.
+    uri: &'a Uri,
+    /// Its path, normalised.
+    path: &'a str,
+    /// Whether normalising changed the path.
+    normalized: bool,
+}
+
+impl Target<'_> {
+    /// The path and query the upstream receives: the received ones unless normalising or a rewrite changed the path.
+    fn upstream_path_and_query(&self, rewrite: Option<&meshgate_plan::PathRewrite>) -> Option<PathAndQuery> {
+        if rewrite.is_none()
+            && !self.normalized
+            && let Some(pq) = self.uri.path_and_query()
+        {
+            return Some(pq.clone());
+        }
+        let path = match rewrite {
+            Some(rw) => Cow::Owned(rw.apply(self.path)),
+            None => Cow::Borrowed(self.path),
+        };
+        let pq = match self.uri.query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path.into_owned(),
+        };
+        PathAndQuery::try_from(pq).ok()
+    }
 }
 
 async fn forward(
@@ -289,8 +360,7 @@ async fn forward(
     f: &ForwardRuntime,
     listener: &ListenerRuntime,
     conn: &ConnContext,
-    path: &str,
-    query: Option<&str>,
+    target: Target<'_>,
 ) -> Response<ResponseBody> {
     let Some(choice) = f.choose() else { return empty(StatusCode::INTERNAL_SERVER_ERROR) };
     let Some(cluster) = choice else { return empty(StatusCode::INTERNAL_SERVER_ERROR) };
@@ -313,18 +383,20 @@ async fn forward(
     } else {
         original_host
     };
-    let new_path = match &f.path_rewrite {
-        Some(rw) => rw.apply(path),
-        None => path.to_owned(),
-    };
-    let path_and_query = match query {
-        Some(q) => format!("{new_path}?{q}"),
-        None => new_path,
+    let Some(path_and_query) = target.upstream_path_and_query(f.path_rewrite.as_ref()) else {
+        return text(StatusCode::BAD_REQUEST, "the rewritten path is not a valid request target\n");
     };
     if let (Some(protocol), Some(on_upgrade)) = (upgrade, downstream_upgrade) {
         let extended_connect = parts.version >= Version::HTTP_2;
         return crate::upgrade::relay(
-            crate::upgrade::Upgrade { protocol, extended_connect, method: parts.method, path_and_query, headers, host },
+            crate::upgrade::Upgrade {
+                protocol,
+                extended_connect,
+                method: parts.method,
+                path_and_query: path_and_query.as_str().to_owned(),
+                headers,
+                host,
+            },
             endpoint,
             on_upgrade,
             settings.request_timeout,
@@ -354,7 +426,7 @@ async fn forward(
             let shadow_host = host.as_ref().and_then(|h| h.to_str().ok()).map(|h| format!("{h}-shadow"));
             let mirror_req = upstream_request(
                 &parts.method,
-                &path_and_query,
+                path_and_query.clone(),
                 headers.clone(),
                 shadow_host.and_then(|h| HeaderValue::from_str(&h).ok()),
                 mirror_endpoint,
@@ -372,7 +444,7 @@ async fn forward(
         }
     }
 
-    let upstream_req = match upstream_request(&parts.method, &path_and_query, headers, host, endpoint, body) {
+    let upstream_req = match upstream_request(&parts.method, path_and_query, headers, host, endpoint, body) {
         Ok(r) => r,
         Err(_) => return empty(StatusCode::BAD_REQUEST),
     };
@@ -382,7 +454,7 @@ async fn forward(
             .get_or_create(&UpstreamLabels { cluster: cluster.name.clone(), reason: reason.to_owned() })
             .inc();
     };
-    let response = match tokio::time::timeout(settings.request_timeout, endpoint.send(upstream_req)).await {
+    let response = match conn.guard.timeout(settings.request_timeout, endpoint.send(upstream_req)).await {
         Err(_) => {
             count_error("timeout");
             return text(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout\n");
@@ -417,7 +489,7 @@ async fn forward(
 
 fn upstream_request(
     method: &http::Method,
-    path_and_query: &str,
+    path_and_query: PathAndQuery,
     mut headers: HeaderMap,
     host: Option<HeaderValue>,
     endpoint: &crate::upstream::EndpointPool,
@@ -433,7 +505,7 @@ fn upstream_request(
         } else if let Ok(v) = HeaderValue::from_str(endpoint.authority()) {
             headers.insert(header::HOST, v);
         }
-        (Uri::builder().path_and_query(path_and_query).build()?, Version::HTTP_11)
+        (Uri::from(path_and_query), Version::HTTP_11)
     };
     let mut req = Request::builder().method(method.clone()).uri(uri).version(version).body(body)?;
     *req.headers_mut() = headers;

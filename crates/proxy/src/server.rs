@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use http::HeaderValue;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use meshgate_plan::GatewayPlan;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -197,19 +197,28 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(1024)
 }
 
-fn server_builder(settings: &ProxySettings) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+/// The HTTP/1.1 and HTTP/2 servers of a listener. The protocol is known before serving (ALPN, or the first bytes
+/// of a cleartext connection), so no per-read sniffing layer sits under hyper.
+struct Servers {
+    h1: http1::Builder,
+    h2: http2::Builder<TokioExecutor>,
+}
+
+fn servers(settings: &ProxySettings) -> Servers {
+    let mut h1 = http1::Builder::new();
     // The head and idle timeouts are the connection guard's (hyper's timer would start before the first byte).
-    builder
-        .http1()
-        .timer(TokioTimer::new())
+    h1.timer(TokioTimer::new())
         .header_read_timeout(None)
         .keep_alive(true)
         .max_buf_size(settings.max_header_bytes.max(8192))
-        .max_headers(settings.max_headers);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
+        .max_header_size(settings.max_header_bytes);
+    // hyper parses up to 100 headers into a stack array; any explicit limit moves that array to the heap (an
+    // allocation per request), so the limit is set only when it is not hyper's own.
+    if settings.max_headers != HYPER_DEFAULT_MAX_HEADERS {
+        h1.max_headers(settings.max_headers);
+    }
+    let mut h2 = http2::Builder::new(TokioExecutor::new());
+    h2.timer(TokioTimer::new())
         .max_concurrent_streams(100)
         .initial_stream_window_size(65_536)
         .initial_connection_window_size(1_048_576)
@@ -217,14 +226,46 @@ fn server_builder(settings: &ProxySettings) -> auto::Builder<TokioExecutor> {
         .max_pending_accept_reset_streams(20)
         .max_local_error_reset_streams(1024)
         .enable_connect_protocol();
-    builder
+    Servers { h1, h2 }
 }
+
+/// hyper's HTTP/1.1 header count limit when none is set.
+const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
+
+/// Which HTTP a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Http {
+    H1,
+    H2,
+}
+
+/// Reads (without consuming) the start of a cleartext connection: the HTTP/2 preface means prior-knowledge h2c.
+async fn sniff_http(stream: &TcpStream) -> Option<Http> {
+    let mut buf = [0u8; 24];
+    loop {
+        let n = stream.peek(&mut buf).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        if buf[..n] != H2_PREFACE[..n] {
+            return Some(Http::H1);
+        }
+        if n == H2_PREFACE.len() {
+            return Some(Http::H2);
+        }
+        // A prefix of the preface: wait for more (rare; a client writes the preface in one segment).
+        stream.readable().await.ok()?;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// What a connection task needs.
 struct ConnShared {
     config: Arc<ArcSwap<ListenerRuntime>>,
     metrics: Arc<Metrics>,
-    builder: auto::Builder<TokioExecutor>,
+    servers: Servers,
     sweeper: Sweeper,
     /// Fires when the listener stops for good (after draining): TCP relays end then.
     hard_stop: watch::Receiver<bool>,
@@ -236,26 +277,36 @@ const UNRECOGNIZED_NAME: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 112];
 /// How long a TLS handshake (or a passthrough ClientHello) may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+#[allow(clippy::too_many_arguments)]
 async fn serve_http<I>(
     io: I,
+    http: Http,
     guard: Arc<GuardState>,
     peer: SocketAddr,
     sni: Option<String>,
     shared: &ConnShared,
-    watcher: Watcher,
+    drain: watch::Receiver<bool>,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    guard.set_http2(http == Http::H2);
     let ctx = Arc::new(ConnContext {
         listener: Arc::clone(&shared.config),
         peer,
+        peer_ip: HeaderValue::try_from(peer.ip().to_string()).unwrap_or_else(|_| HeaderValue::from_static("unknown")),
         metrics: Arc::clone(&shared.metrics),
         guard,
         sni,
     });
     let service = service_fn(move |req| handle(req, Arc::clone(&ctx)));
-    let conn = shared.builder.serve_connection_with_upgrades(TokioIo::new(io), service).into_owned();
-    let _ = watcher.watch(conn).await;
+    match http {
+        Http::H1 => {
+            until_drained(shared.servers.h1.serve_connection(TokioIo::new(io), service).with_upgrades(), drain).await;
+        }
+        Http::H2 => {
+            until_drained(shared.servers.h2.serve_connection(TokioIo::new(io), service), drain).await;
+        }
+    }
 }
 
 async fn relay<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
@@ -298,14 +349,63 @@ async fn peek_sni(stream: &TcpStream) -> Option<Option<String>> {
     }
 }
 
-async fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: Arc<ConnShared>, watcher: Watcher) {
+/// A served connection that can be asked to finish what it has in flight and close (HTTP/1.1: `Connection: close`
+/// on the next response or a close when idle; HTTP/2: GOAWAY).
+trait Drainable: std::future::Future {
+    fn drain(self: std::pin::Pin<&mut Self>);
+}
+
+impl<I, S, B> Drainable for http1::UpgradeableConnection<I, S>
+where
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    B: http_body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn drain(self: std::pin::Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+impl<I, S, B, E> Drainable for http2::Connection<I, S, E>
+where
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    B: http_body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    E: hyper::rt::bounds::Http2ServerConnExec<S::Future, B>,
+{
+    fn drain(self: std::pin::Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+/// Serves a connection; when the listener drains, lets it finish gracefully.
+async fn until_drained<C: Drainable>(conn: C, mut drain: watch::Receiver<bool>) {
+    let mut conn = std::pin::pin!(conn);
+    if !*drain.borrow_and_update() {
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            _ = drain.changed() => {}
+        }
+    }
+    conn.as_mut().drain();
+    let _ = conn.await;
+}
+
+async fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: Arc<ConnShared>, drain: watch::Receiver<bool>) {
     let runtime = shared.config.load_full();
     let settings = Arc::clone(&runtime.settings);
     match &runtime.kind {
         ListenerKind::Http { .. } => {
             let io = shared.sweeper.guard(stream, false, settings.header_timeout, settings.idle_timeout);
+            let Ok(Some(http)) = tokio::time::timeout(settings.idle_timeout, sniff_http(io.get_ref())).await else {
+                return;
+            };
             let guard = io.state();
-            serve_http(io, guard, peer, None, &shared, watcher).await;
+            serve_http(io, http, guard, peer, None, &shared, drain).await;
         }
         ListenerKind::Https { tls, chains } => {
             let io = shared.sweeper.guard(stream, true, settings.header_timeout, settings.idle_timeout);
@@ -321,8 +421,8 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: Arc<ConnS
                 start.into_stream(Arc::clone(tls)).await.ok().map(|stream| (stream, sni))
             };
             let Ok(Some((tls_stream, sni))) = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await else { return };
-            guard.set_http2(tls_stream.get_ref().1.alpn_protocol() == Some(b"h2"));
-            serve_http(tls_stream, guard, peer, sni, &shared, watcher).await;
+            let http = if tls_stream.get_ref().1.alpn_protocol() == Some(b"h2") { Http::H2 } else { Http::H1 };
+            serve_http(tls_stream, http, guard, peer, sni, &shared, drain).await;
         }
         ListenerKind::Tcp { tcp } => relay(stream, tcp.as_ref(), &shared, &runtime.name).await,
         ListenerKind::Tls { terminate, chains } => {
@@ -354,16 +454,16 @@ async fn accept_loop(
     sweeper: Sweeper,
     drain_timeout: Duration,
 ) {
-    let graceful = GracefulShutdown::new();
+    let (drain_tx, drain_rx) = watch::channel(false);
     let open = Arc::new(AtomicUsize::new(0));
     let name = config.load().name.clone();
     let gauge = metrics.connections.get_or_create(&ListenerLabels { listener: name.clone() }).clone();
     let (hard_stop_tx, hard_stop) = watch::channel(false);
-    let builder = server_builder(&config.load().settings);
+    let servers = servers(&config.load().settings);
     let shared = Arc::new(ConnShared {
         config: Arc::clone(&config),
         metrics: Arc::clone(&metrics),
-        builder,
+        servers,
         sweeper,
         hard_stop,
     });
@@ -390,9 +490,9 @@ async fn accept_loop(
                 open.fetch_add(1, Ordering::AcqRel);
                 gauge.inc();
                 let shared = Arc::clone(&shared);
-                let watcher = graceful.watcher();
+                let drain = drain_rx.clone();
                 tokio::spawn(async move {
-                    serve_connection(stream, peer, shared, watcher).await;
+                    serve_connection(stream, peer, shared, drain).await;
                     open.fetch_sub(1, Ordering::AcqRel);
                     gauge.dec();
                 });
@@ -401,7 +501,13 @@ async fn accept_loop(
         }
     }
     drop(tcp);
-    if tokio::time::timeout(drain_timeout, graceful.shutdown()).await.is_err() {
+    let _ = drain_tx.send(true);
+    let drained = async {
+        while open.load(Ordering::Acquire) > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    if tokio::time::timeout(drain_timeout, drained).await.is_err() {
         tracing::warn!(listener = %name, open = open.load(Ordering::Relaxed), "drain timed out; closing connections");
     }
     let _ = hard_stop_tx.send(true);
