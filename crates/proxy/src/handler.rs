@@ -388,7 +388,7 @@ async fn forward(
     };
     if let (Some(protocol), Some(on_upgrade)) = (upgrade, downstream_upgrade) {
         let extended_connect = parts.version >= Version::HTTP_2;
-        return crate::upgrade::relay(
+        return Box::pin(crate::upgrade::relay(
             crate::upgrade::Upgrade {
                 protocol,
                 extended_connect,
@@ -400,7 +400,7 @@ async fn forward(
             endpoint,
             on_upgrade,
             settings.request_timeout,
-        )
+        ))
         .await;
     }
 
@@ -418,7 +418,7 @@ async fn forward(
         let length = body.size_hint().exact();
         let small = length.is_some_and(|l| l <= MIRROR_BODY_LIMIT);
         if small {
-            let bytes = match body.collect().await {
+            let bytes = match Box::pin(body.collect()).await {
                 Ok(collected) => collected.to_bytes(),
                 Err(_) => return empty(StatusCode::BAD_REQUEST),
             };

@@ -299,12 +299,15 @@ async fn serve_http<I>(
         sni,
     });
     let service = service_fn(move |req| handle(req, Arc::clone(&ctx)));
+    // Each protocol's connection state is boxed on its own: the task's size is the largest state it may ever hold,
+    // and an HTTP/1.1 connection should not pay for HTTP/2's codec or a TLS handshake (memory per connection).
     match http {
         Http::H1 => {
-            until_drained(shared.servers.h1.serve_connection(TokioIo::new(io), service).with_upgrades(), drain).await;
+            let conn = shared.servers.h1.serve_connection(TokioIo::new(io), service).with_upgrades();
+            Box::pin(until_drained(conn, drain)).await;
         }
         Http::H2 => {
-            until_drained(shared.servers.h2.serve_connection(TokioIo::new(io), service), drain).await;
+            Box::pin(until_drained(shared.servers.h2.serve_connection(TokioIo::new(io), service), drain)).await;
         }
     }
 }
@@ -410,7 +413,7 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: Arc<ConnS
         ListenerKind::Https { tls, chains } => {
             let io = shared.sweeper.guard(stream, true, settings.header_timeout, settings.idle_timeout);
             let guard = io.state();
-            let handshake = async {
+            let handshake = Box::pin(async {
                 let mut start =
                     tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), io).await.ok()?;
                 let sni = start.client_hello().server_name().map(str::to_ascii_lowercase);
@@ -419,12 +422,12 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: Arc<ConnS
                     return None;
                 }
                 start.into_stream(Arc::clone(tls)).await.ok().map(|stream| (stream, sni))
-            };
+            });
             let Ok(Some((tls_stream, sni))) = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await else { return };
             let http = if tls_stream.get_ref().1.alpn_protocol() == Some(b"h2") { Http::H2 } else { Http::H1 };
-            serve_http(tls_stream, http, guard, peer, sni, &shared, drain).await;
+            Box::pin(serve_http(tls_stream, http, guard, peer, sni, &shared, drain)).await;
         }
-        ListenerKind::Tcp { tcp } => relay(stream, tcp.as_ref(), &shared, &runtime.name).await,
+        ListenerKind::Tcp { tcp } => Box::pin(relay(stream, tcp.as_ref(), &shared, &runtime.name)).await,
         ListenerKind::Tls { terminate, chains } => {
             let Some(sni) = peek_sni(&stream).await else { return };
             let Some(chain) = chains.find(sni.as_deref()) else {
@@ -433,15 +436,16 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: Arc<ConnS
                 return;
             };
             if chain.passthrough {
-                relay(stream, chain.tcp.as_ref(), &shared, &runtime.name).await;
+                Box::pin(relay(stream, chain.tcp.as_ref(), &shared, &runtime.name)).await;
                 return;
             }
             let Some(config) = terminate else { return };
             let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(config));
-            let Ok(Ok(tls_stream)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await else {
+            let accept = Box::pin(acceptor.accept(stream));
+            let Ok(Ok(tls_stream)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, accept).await else {
                 return;
             };
-            relay(tls_stream, chain.tcp.as_ref(), &shared, &runtime.name).await;
+            Box::pin(relay(tls_stream, chain.tcp.as_ref(), &shared, &runtime.name)).await;
         }
     }
 }

@@ -376,21 +376,24 @@ impl EndpointPool {
         let reused = self.checkout().await;
         let mut sender = match reused {
             Some(s) => s,
-            None => {
-                let stream = self.connect().await?;
-                let (sender, conn) = http1::Builder::new()
-                    .handshake::<_, UpstreamBody>(TokioIo::new(stream))
-                    .await
-                    .map_err(|e| self.protocol_error(&e))?;
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-                sender
-            }
+            // Boxed: connecting is the rare path, and its state would otherwise enlarge every request's future.
+            None => Box::pin(self.open_h1()).await?,
         };
         let response = sender.send_request(req).await.map_err(|e| self.protocol_error(&e))?;
         let pool = Arc::clone(self);
         Ok(response.map(|body| PooledBody { inner: body, return_to: Some((pool, sender)) }))
+    }
+
+    async fn open_h1(&self) -> Result<http1::SendRequest<UpstreamBody>, UpstreamError> {
+        let stream = self.connect().await?;
+        let (sender, conn) = http1::Builder::new()
+            .handshake::<_, UpstreamBody>(TokioIo::new(stream))
+            .await
+            .map_err(|e| self.protocol_error(&e))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(sender)
     }
 
     /// An idle connection, if one is usable. A connection is checked in as soon as its last response body ends,
@@ -440,7 +443,7 @@ impl EndpointPool {
     }
 
     async fn send_h2(self: &Arc<Self>, req: Request<UpstreamBody>) -> Result<Response<PooledBody>, UpstreamError> {
-        let mut sender = self.h2_sender().await?;
+        let mut sender = Box::pin(self.h2_sender()).await?;
         sender.ready().await.map_err(|e| self.protocol_error(&e))?;
         let response = sender.send_request(req).await.map_err(|e| self.protocol_error(&e))?;
         Ok(response.map(|body| PooledBody { inner: body, return_to: None }))
