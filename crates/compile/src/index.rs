@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 
 use meshgate_api::model::common::SERVICE_TAG;
-use meshgate_api::model::{Dataplane, ExternalService, Mesh, MeshGateway, MeshGatewayRoute};
+use meshgate_api::model::{
+    Dataplane, ExternalService, Mesh, MeshGateway, MeshGatewayRoute, MeshHttpRoute, MeshTcpRoute,
+};
 use meshgate_api::resource::{Resource, Spec};
 
 /// A named item of a mesh.
@@ -22,6 +24,8 @@ pub struct Index<'a> {
     dataplanes: BTreeMap<&'a str, Vec<Named<'a, Dataplane>>>,
     gateways: BTreeMap<&'a str, Vec<Named<'a, MeshGateway>>>,
     routes: BTreeMap<&'a str, Vec<Named<'a, MeshGatewayRoute>>>,
+    http_routes: BTreeMap<&'a str, Vec<Named<'a, MeshHttpRoute>>>,
+    tcp_routes: BTreeMap<&'a str, Vec<Named<'a, MeshTcpRoute>>>,
     external_services: BTreeMap<&'a str, Vec<Named<'a, ExternalService>>>,
     secrets: BTreeMap<(&'a str, &'a str), &'a [u8]>,
 }
@@ -40,6 +44,8 @@ impl<'a> Index<'a> {
                 Spec::Dataplane(d) => index.dataplanes.entry(mesh).or_default().push(Named { name, spec: d }),
                 Spec::MeshGateway(g) => index.gateways.entry(mesh).or_default().push(Named { name, spec: g }),
                 Spec::MeshGatewayRoute(g) => index.routes.entry(mesh).or_default().push(Named { name, spec: g }),
+                Spec::MeshHttpRoute(h) => index.http_routes.entry(mesh).or_default().push(Named { name, spec: h }),
+                Spec::MeshTcpRoute(t) => index.tcp_routes.entry(mesh).or_default().push(Named { name, spec: t }),
                 Spec::ExternalService(e) => {
                     index.external_services.entry(mesh).or_default().push(Named { name, spec: e });
                 }
@@ -56,6 +62,12 @@ impl<'a> Index<'a> {
             list.sort_by_key(|n| n.name);
         }
         for list in index.routes.values_mut() {
+            list.sort_by_key(|n| n.name);
+        }
+        for list in index.http_routes.values_mut() {
+            list.sort_by_key(|n| n.name);
+        }
+        for list in index.tcp_routes.values_mut() {
             list.sort_by_key(|n| n.name);
         }
         for list in index.external_services.values_mut() {
@@ -90,6 +102,16 @@ impl<'a> Index<'a> {
     /// MeshGatewayRoutes of a mesh.
     pub fn routes(&self, mesh: &str) -> &[Named<'a, MeshGatewayRoute>] {
         self.routes.get(mesh).map_or(&[], Vec::as_slice)
+    }
+
+    /// MeshHTTPRoutes of a mesh.
+    pub fn mesh_http_routes(&self, mesh: &str) -> &[Named<'a, MeshHttpRoute>] {
+        self.http_routes.get(mesh).map_or(&[], Vec::as_slice)
+    }
+
+    /// MeshTCPRoutes of a mesh.
+    pub fn mesh_tcp_routes(&self, mesh: &str) -> &[Named<'a, MeshTcpRoute>] {
+        self.tcp_routes.get(mesh).map_or(&[], Vec::as_slice)
     }
 
     /// The ExternalServices of a mesh serving `service`.

@@ -3,7 +3,8 @@
 //! What it is for: the pure function at the centre of meshgate. Given every valid resource (and the contents of
 //! files that `file` data sources name), it produces, for each Dataplane with `networking.gateway.type: BUILTIN`,
 //! the [`meshgate_plan::GatewayPlan`] its data plane executes: the MeshGateway bound to it (best selector match),
-//! listeners merged per port, merged listener tags, MeshGatewayRoutes attached by selector, virtual hosts from
+//! listeners merged per port, merged listener tags, MeshGatewayRoutes attached by selector (or, once any attach,
+//! MeshHTTPRoutes/MeshTCPRoutes targeting the MeshGateway, merged by priority), virtual hosts from
 //! listener and route hostnames (including the wildcard-listener redistribution), route tables in Kuma's order with
 //! segment-aware prefixes, filters, and weighted backends resolved to Dataplane inbounds or ExternalServices.
 //!
@@ -17,6 +18,7 @@ pub mod backends;
 pub mod hostnames;
 pub mod index;
 pub mod listeners;
+pub mod meshroutes;
 pub mod routes;
 pub mod select;
 

@@ -1,6 +1,6 @@
 //! A gateway's listeners: merged per port, with merged tags, attached routes and virtual hosts (Kuma spec §3.2–3.4).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use meshgate_api::model::common::Tags;
 use meshgate_api::model::gateway::{Listener as ListenerSpec, ListenerProtocol, TlsMode as TlsModeSpec};
@@ -13,6 +13,7 @@ use meshgate_plan::{
 use crate::backends::Clusters;
 use crate::hostnames::{contains, exactness_order, matches};
 use crate::index::Index;
+use crate::meshroutes::{GatewayRoutes, HostnameRules, merge_http, merge_tcp};
 use crate::routes::{Attached, route_table};
 use crate::select::any_matches;
 
@@ -42,6 +43,10 @@ struct HostListener<'a> {
     tags: Tags,
     routes: Vec<Attached<'a>>,
     tcp_routes: Vec<TcpAttached<'a>>,
+    /// MeshHTTPRoute mode: the merged rules of the MeshHTTPRoutes selecting this listener, by route hostname.
+    mesh_http: Vec<HostnameRules>,
+    /// MeshTCPRoute mode: the winning MeshTCPRoute's name and rule.
+    mesh_tcp: Option<(String, meshgate_api::model::gateway_route::TcpRoute)>,
 }
 
 /// A TCP route attached to a listener.
@@ -151,7 +156,7 @@ fn attached_http<'a>(index: &Index<'a>, mesh: &str, tags: &Tags) -> Vec<Attached
         .routes(mesh)
         .iter()
         .filter(|r| any_matches(&r.spec.selectors, tags))
-        .filter_map(|r| r.spec.conf.as_ref()?.http.as_ref().map(|http| Attached { name: r.name, http }))
+        .filter_map(|r| r.spec.conf.as_ref()?.http.as_ref().map(|http| Attached::gateway_route(r.name, http)))
         .collect()
 }
 
@@ -216,6 +221,69 @@ fn virtual_hosts(listeners: &[HostListener<'_>], port: u16, clusters: &mut Clust
         .collect()
 }
 
+/// Virtual hosts in MeshHTTPRoute mode (policy reference §2.4) for the listeners of one port, most exact first:
+/// every listener hostname claims a virtual host (404 without rules), route hostnames narrower than the listener's
+/// make their own, and a name an earlier (more exact) listener of the port contains is left to that listener.
+/// `only`: build the virtual hosts of that listener alone (an HTTPS hostname's chain).
+fn mesh_virtual_hosts(
+    listeners: &[HostListener<'_>],
+    only: Option<usize>,
+    port: u16,
+    clusters: &mut Clusters<'_, '_>,
+) -> Vec<VirtualHost> {
+    let mut hosts: Vec<(String, Vec<Attached<'_>>)> = Vec::new();
+    let mut taken: BTreeSet<String> = BTreeSet::new();
+    for (i, l) in listeners.iter().enumerate() {
+        let mut names: Vec<String> = vec![l.hostname.clone()];
+        for group in &l.mesh_http {
+            if matches(&group.hostname, &l.hostname) {
+                let name = if contains(&l.hostname, &group.hostname) { &group.hostname } else { &l.hostname };
+                if !names.contains(name) {
+                    names.push(name.clone());
+                }
+            }
+        }
+        let claimed_earlier =
+            |name: &str| listeners[..i].iter().any(|e| e.hostname != l.hostname && contains(&e.hostname, name));
+        for vhost in &names {
+            if only.is_some_and(|o| o != i) || claimed_earlier(vhost) || !taken.insert(vhost.clone()) {
+                continue;
+            }
+            let mut attached: Vec<Attached<'_>> = Vec::new();
+            for group in &l.mesh_http {
+                // Rules of a narrower route hostname belong to that hostname's own virtual host.
+                let narrower = group.hostname != *vhost && names.contains(&group.hostname);
+                if !matches(&group.hostname, vhost) || (narrower && contains(vhost, &group.hostname)) {
+                    continue;
+                }
+                for rule in &group.rules {
+                    let candidate = Attached {
+                        kind: "MeshHTTPRoute",
+                        name: &rule.name,
+                        http: &rule.route,
+                        rule_base: rule.rule_index,
+                    };
+                    // The same rule reached through two overlapping hostnames is one entry.
+                    if !attached.iter().any(|a| a.name == candidate.name && a.http == candidate.http) {
+                        attached.push(candidate);
+                    }
+                }
+            }
+            hosts.push((vhost.clone(), attached));
+        }
+    }
+    hosts.sort_by(|a, b| b.0.cmp(&a.0));
+    hosts
+        .into_iter()
+        .map(|(domain, attached)| VirtualHost { routes: route_table(&attached, port, clusters), domain })
+        .collect()
+}
+
+/// Whether any listener of the gateway is selected by a route of the given API.
+fn any_selected(specs: &[ListenerSpec], layers: (&Tags, &Tags), selected: impl Fn(&Tags) -> bool) -> bool {
+    specs.iter().any(|l| selected(&merge_tags(&[layers.0, layers.1, &l.tags])))
+}
+
 /// Builds the listeners of a gateway bound to a dataplane with tags `dp_tags`.
 #[allow(clippy::too_many_arguments)]
 pub fn listeners(
@@ -228,6 +296,12 @@ pub fn listeners(
     clusters: &mut Clusters<'_, '_>,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Vec<Listener> {
+    // Kuma's mode switch: once any MeshHTTPRoute (MeshTCPRoute) selects a listener of the gateway, its HTTP/HTTPS
+    // (TCP/TLS) listeners are built from those routes only and MeshGatewayRoutes are ignored for them.
+    let route_api = GatewayRoutes::new(index, mesh, gateway_name);
+    let http_mode = any_selected(specs, (dp_tags, gateway_tags), |t| !route_api.http_for(t).is_empty());
+    let tcp_mode = any_selected(specs, (dp_tags, gateway_tags), |t| !route_api.tcp_for(t).is_empty());
+    let mut ignored: BTreeMap<&str, &str> = BTreeMap::new();
     let mut by_port: BTreeMap<u32, Vec<&ListenerSpec>> = BTreeMap::new();
     for l in specs {
         by_port.entry(l.port).or_default().push(l);
@@ -247,31 +321,46 @@ pub fn listeners(
             });
             continue;
         }
-        let mut hosts: Vec<HostListener<'_>> = group
-            .iter()
-            .map(|l| {
-                let tags = merge_tags(&[dp_tags, gateway_tags, &l.tags]);
-                let (routes, tcp_routes) = if protocol.is_http() {
-                    (attached_http(index, mesh, &tags), Vec::new())
-                } else {
-                    (Vec::new(), attached_tcp(index, mesh, &tags))
-                };
-                HostListener { spec: l, hostname: l.non_empty_hostname().to_owned(), tags, routes, tcp_routes }
-            })
-            .collect();
+        let mut hosts: Vec<HostListener<'_>> = Vec::new();
+        for l in &group {
+            let tags = merge_tags(&[dp_tags, gateway_tags, &l.tags]);
+            let hostname = l.non_empty_hostname().to_owned();
+            let (mut routes, mut tcp_routes, mut mesh_http, mut mesh_tcp) = (Vec::new(), Vec::new(), Vec::new(), None);
+            if protocol.is_http() {
+                routes = attached_http(index, mesh, &tags);
+                if http_mode {
+                    for r in routes.drain(..) {
+                        ignored.insert(r.name, "MeshHTTPRoute");
+                    }
+                    mesh_http = merge_http(&route_api.http_for(&tags), diagnostics);
+                }
+            } else {
+                tcp_routes = attached_tcp(index, mesh, &tags);
+                if tcp_mode {
+                    for r in tcp_routes.drain(..) {
+                        ignored.insert(r.name, "MeshTCPRoute");
+                    }
+                    let at = format!("port {port} hostname {hostname}");
+                    mesh_tcp = merge_tcp(&route_api.tcp_for(&tags), &at, diagnostics);
+                }
+            }
+            hosts.push(HostListener { spec: l, hostname, tags, routes, tcp_routes, mesh_http, mesh_tcp });
+        }
         hosts.sort_by(|a, b| exactness_order(&a.hostname, &b.hostname));
         let name = format!("{gateway_name}:{}:{port}", protocol.name());
         let mut virtual_hosts_out = Vec::new();
         let mut tls_chains = Vec::new();
         let mut tcp = None;
         match protocol {
+            Protocol::Http if http_mode => virtual_hosts_out = mesh_virtual_hosts(&hosts, None, port16, clusters),
             Protocol::Http => virtual_hosts_out = virtual_hosts(&hosts, port16, clusters),
             Protocol::Tcp => {
                 let mut routes: Vec<TcpAttached<'_>> = Vec::new();
                 for h in &hosts {
-                    for r in &h.tcp_routes {
+                    let mesh_tcp = h.mesh_tcp.as_ref().map(|(name, tcp)| TcpAttached { name, tcp });
+                    for r in h.tcp_routes.iter().copied().chain(mesh_tcp) {
                         if !routes.iter().any(|x| x.name == r.name) {
-                            routes.push(*r);
+                            routes.push(r);
                         }
                     }
                 }
@@ -279,7 +368,7 @@ pub fn listeners(
             }
             Protocol::Https | Protocol::Tls => {
                 // One chain per listener hostname, chosen by SNI, most exact first (Kuma spec §3.2).
-                for h in &hosts {
+                for (i, h) in hosts.iter().enumerate() {
                     let mode = match h.spec.tls.as_ref().map(|t| t.mode) {
                         Some(TlsModeSpec::PASSTHROUGH) if protocol == Protocol::Tls => TlsMode::Passthrough,
                         Some(TlsModeSpec::TERMINATE) => TlsMode::Terminate,
@@ -300,8 +389,12 @@ pub fn listeners(
                     } else {
                         Vec::new()
                     };
-                    let (chain_vhosts, chain_tcp) = if protocol == Protocol::Https {
+                    let (chain_vhosts, chain_tcp) = if protocol == Protocol::Https && http_mode {
+                        (mesh_virtual_hosts(&hosts, Some(i), port16, clusters), None)
+                    } else if protocol == Protocol::Https {
                         (virtual_hosts(std::slice::from_ref(h), port16, clusters), None)
+                    } else if let Some((name, route)) = &h.mesh_tcp {
+                        (Vec::new(), tcp_proxy(&[TcpAttached { name, tcp: route }], clusters))
                     } else {
                         (Vec::new(), tcp_proxy(&h.tcp_routes, clusters))
                     };
@@ -327,6 +420,17 @@ pub fn listeners(
             virtual_hosts: virtual_hosts_out,
             tls_chains,
             tcp,
+        });
+    }
+    for (route, by) in ignored {
+        diagnostics.push(Diagnostic {
+            severity: Severity::Warning,
+            subject: format!("MeshGatewayRoute {route}"),
+            message: format!(
+                "ignored on MeshGateway {gateway_name}: {by}s attach to it, and then they alone route its {} \
+                 listeners (as in Kuma)",
+                if by == "MeshHTTPRoute" { "HTTP/HTTPS" } else { "TCP/TLS" }
+            ),
         });
     }
     out

@@ -1,4 +1,5 @@
-//! MeshGatewayRoute rules → the ordered route table of one virtual host (Kuma spec §3.5–3.6).
+//! Route rules (MeshGatewayRoute, and MeshHTTPRoute translated by `meshroutes`) → the ordered route table of one
+//! virtual host (Kuma spec §3.5–3.6).
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,15 +17,24 @@ use crate::backends::{Clusters, UNRESOLVED_BACKEND, Unusable};
 /// A route attached to a virtual host.
 #[derive(Clone, Copy, Debug)]
 pub struct Attached<'a> {
-    /// The MeshGatewayRoute's name.
+    /// The route's kind: `MeshGatewayRoute`, or `MeshHTTPRoute` (its merged rules in this model).
+    pub kind: &'static str,
+    /// The route's name.
     pub name: &'a str,
     /// Its HTTP conf.
     pub http: &'a HttpRoute,
+    /// The index of `http`'s first rule in the resource (a merged MeshHTTPRoute rule is a one-rule route).
+    pub rule_base: usize,
 }
 
-impl Attached<'_> {
+impl<'a> Attached<'a> {
+    /// A MeshGatewayRoute's HTTP conf.
+    pub fn gateway_route(name: &'a str, http: &'a HttpRoute) -> Self {
+        Attached { kind: "MeshGatewayRoute", name, http, rule_base: 0 }
+    }
+
     fn subject(&self) -> String {
-        format!("MeshGatewayRoute {}", self.name)
+        format!("{} {}", self.kind, self.name)
     }
 }
 
@@ -268,9 +278,9 @@ pub fn route_table(attached: &[Attached<'_>], listener_port: u16, clusters: &mut
             for (match_index, m) in rule.matches.iter().enumerate() {
                 let (method, headers, query) = conditions(m);
                 let source = RouteSource {
-                    kind: "MeshGatewayRoute".into(),
+                    kind: route.kind.into(),
                     name: route.name.to_owned(),
-                    rule: rule_index,
+                    rule: route.rule_base + rule_index,
                     r#match: match_index,
                 };
                 let entry = |path: PathMatch| Route {

@@ -3,5 +3,6 @@
 
 mod cli;
 mod gateway;
+mod meshroutes;
 mod support;
 mod tls;
