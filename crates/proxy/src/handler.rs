@@ -362,7 +362,7 @@ async fn forward(
     conn: &ConnContext,
     target: Target<'_>,
 ) -> Response<ResponseBody> {
-    let Some(choice) = f.choose() else { return empty(StatusCode::INTERNAL_SERVER_ERROR) };
+    let Some(choice) = f.backends.choose() else { return empty(StatusCode::INTERNAL_SERVER_ERROR) };
     let Some(cluster) = choice else { return empty(StatusCode::INTERNAL_SERVER_ERROR) };
     let Some(endpoint) = cluster.pick() else { return text(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n") };
     let settings = &listener.settings;

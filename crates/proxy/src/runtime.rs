@@ -124,13 +124,51 @@ impl HeaderOpsRuntime {
     }
 }
 
+/// Items chosen at random in proportion to their weights.
+#[derive(Debug)]
+pub struct Weighted<T> {
+    /// Items with cumulative weights.
+    entries: Vec<(T, u32)>,
+    /// Sum of weights.
+    total: u32,
+}
+
+impl<T> Default for Weighted<T> {
+    fn default() -> Self {
+        Weighted { entries: Vec::new(), total: 0 }
+    }
+}
+
+impl<T> Weighted<T> {
+    /// Adds an item with its weight.
+    pub fn push(&mut self, item: T, weight: u32) {
+        self.total = self.total.saturating_add(weight);
+        self.entries.push((item, self.total));
+    }
+
+    /// Whether there is nothing to choose from.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Chooses an item by weight (a lone item always; all weights 0: the first).
+    pub fn choose(&self) -> Option<&T> {
+        match self.entries.len() {
+            0 => None,
+            1 => self.entries.first().map(|(c, _)| c),
+            _ => {
+                let roll = rand::random::<u32>() % self.total.max(1);
+                self.entries.iter().find(|(_, cumulative)| roll < *cumulative).map(|(c, _)| c)
+            }
+        }
+    }
+}
+
 /// Forwarding ready to execute.
 #[derive(Debug)]
 pub struct ForwardRuntime {
-    /// Clusters with cumulative weights (a `None` cluster could not be resolved: 500).
-    pub backends: Vec<(Option<Arc<ClusterRuntime>>, u32)>,
-    /// Sum of weights.
-    pub total_weight: u32,
+    /// Clusters by weight (a `None` cluster could not be resolved: 500).
+    pub backends: Weighted<Option<Arc<ClusterRuntime>>>,
     /// Request header changes.
     pub request_headers: HeaderOpsRuntime,
     /// Response header changes.
@@ -143,20 +181,6 @@ pub struct ForwardRuntime {
     pub host_to_backend: bool,
     /// Mirror cluster and percentage.
     pub mirror: Option<(Arc<ClusterRuntime>, f64)>,
-}
-
-impl ForwardRuntime {
-    /// Chooses a backend by weight.
-    pub fn choose(&self) -> Option<&Option<Arc<ClusterRuntime>>> {
-        match self.backends.len() {
-            0 => None,
-            1 => self.backends.first().map(|(c, _)| c),
-            _ => {
-                let roll = rand::random::<u32>() % self.total_weight.max(1);
-                self.backends.iter().find(|(_, cumulative)| roll < *cumulative).map(|(c, _)| c)
-            }
-        }
-    }
 }
 
 /// What a route does.
@@ -285,24 +309,8 @@ pub type VhostTable = DomainTable<VhostRuntime>;
 /// A TCP proxy ready to execute.
 #[derive(Debug)]
 pub struct TcpRuntime {
-    /// Clusters with cumulative weights.
-    pub backends: Vec<(Arc<ClusterRuntime>, u32)>,
-    /// Sum of weights.
-    pub total_weight: u32,
-}
-
-impl TcpRuntime {
-    /// Chooses a cluster by weight.
-    pub fn choose(&self) -> Option<&Arc<ClusterRuntime>> {
-        match self.backends.len() {
-            0 => None,
-            1 => self.backends.first().map(|(c, _)| c),
-            _ => {
-                let roll = rand::random::<u32>() % self.total_weight.max(1);
-                self.backends.iter().find(|(_, cumulative)| roll < *cumulative).map(|(c, _)| c)
-            }
-        }
-    }
+    /// Clusters by weight.
+    pub backends: Weighted<Arc<ClusterRuntime>>,
 }
 
 /// A TLS listener's chain.
@@ -490,11 +498,9 @@ impl Builder<'_> {
             Action::Respond(r) => ActionRuntime::Respond { status: r.status, body: Bytes::from(r.body.clone()) },
             Action::Redirect(r) => ActionRuntime::Redirect(r.clone()),
             Action::Forward(f) => {
-                let mut backends = Vec::new();
-                let mut total = 0u32;
+                let mut backends = Weighted::default();
                 for b in &f.backends {
-                    total = total.saturating_add(b.weight);
-                    backends.push((self.cluster(&b.cluster), total));
+                    backends.push(self.cluster(&b.cluster), b.weight);
                 }
                 let (host_literal, host_to_backend) = match &f.host_rewrite {
                     Some(HostRewrite::Literal(h)) => (Some(parse_header_value(h)?), false),
@@ -516,7 +522,6 @@ impl Builder<'_> {
                 };
                 ActionRuntime::Forward(ForwardRuntime {
                     backends,
-                    total_weight: total,
                     request_headers: header_ops(&f.request_headers)?,
                     response_headers: header_ops(&f.response_headers)?,
                     path_rewrite: f.path_rewrite.clone(),
@@ -554,15 +559,13 @@ impl Builder<'_> {
 
     fn tcp(&self, tcp: Option<&TcpProxy>) -> Option<TcpRuntime> {
         let tcp = tcp?;
-        let mut backends = Vec::new();
-        let mut total = 0u32;
+        let mut backends = Weighted::default();
         for b in &tcp.backends {
             if let Some(c) = self.cluster(&b.cluster) {
-                total = total.saturating_add(b.weight);
-                backends.push((c, total));
+                backends.push(c, b.weight);
             }
         }
-        (!backends.is_empty()).then_some(TcpRuntime { backends, total_weight: total })
+        (!backends.is_empty()).then_some(TcpRuntime { backends })
     }
 
     fn tls_config(&mut self, listener: &Listener, alpn: &[&[u8]]) -> Option<Arc<rustls::ServerConfig>> {
@@ -693,6 +696,25 @@ pub fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weighted_choice_follows_weights() {
+        let mut w = Weighted::default();
+        assert!(w.choose().is_none());
+        w.push("lone", 0);
+        assert_eq!(w.choose(), Some(&"lone"), "a lone item is always chosen, whatever its weight");
+        let mut w = Weighted::default();
+        w.push("never", 0);
+        w.push("a", 1);
+        w.push("b", 3);
+        let mut counts = std::collections::BTreeMap::new();
+        for _ in 0..4000 {
+            *counts.entry(*w.choose().unwrap()).or_insert(0) += 1;
+        }
+        assert_eq!(counts.get("never"), None);
+        let (a, b) = (counts["a"], counts["b"]);
+        assert!((800..1200).contains(&a) && (2800..3200).contains(&b), "{counts:?}");
+    }
 
     #[test]
     fn query_values() {
