@@ -101,7 +101,8 @@ mod tests {
     use meshgate_api::decode::UnknownFields;
     use meshgate_plan::{Action, PathMatch};
 
-    fn compile_text(text: &str) -> GatewayPlan {
+    /// The plan of the only builtin gateway in `text` (resources in Universal form).
+    pub(crate) fn compile_text(text: &str) -> GatewayPlan {
         let outcome = meshgate_api::load::decode_text(std::path::Path::new("t.yaml"), text, UnknownFields::Deny);
         assert!(outcome.problems.is_empty(), "{:?}", outcome.problems);
         let resources: Vec<Resource> = outcome.loaded.into_iter().map(|l| l.decoded.resource).collect();

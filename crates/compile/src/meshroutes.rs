@@ -17,7 +17,7 @@ use meshgate_api::model::targetref::{BackendRef, TargetRef};
 use meshgate_api::model::{MeshHttpRoute, MeshTcpRoute};
 use meshgate_plan::{Diagnostic, Severity};
 
-use crate::index::Index;
+use crate::index::{Index, Named};
 use crate::select::rank;
 
 /// Kuma's default RequestRedirect status for MeshHTTPRoute (MeshGatewayRoute's is 301).
@@ -56,46 +56,68 @@ fn selects(target: Option<&TargetRef>, gateway: &str) -> Option<(Tags, u8)> {
     }
 }
 
-fn sort_by_priority<T>(list: &mut [Selected<'_, T>]) {
-    // Ascending priority; among equals the lexicographically smallest name is merged last and wins.
-    list.sort_by(|a, b| a.priority.cmp(&b.priority).then_with(|| b.name.cmp(a.name)));
+/// What gateway selection needs from a MeshHTTPRoute or MeshTCPRoute.
+trait RouteSpec {
+    fn target_ref(&self) -> Option<&TargetRef>;
+    /// Whether a `to` item is for the whole mesh (the gateway kind); MeshService items are sidecar routes.
+    fn has_mesh_to(&self) -> bool;
+}
+
+impl RouteSpec for MeshHttpRoute {
+    fn target_ref(&self) -> Option<&TargetRef> {
+        self.target_ref.as_ref()
+    }
+    fn has_mesh_to(&self) -> bool {
+        self.to.iter().any(|t| t.target_ref.kind == "Mesh")
+    }
+}
+
+impl RouteSpec for MeshTcpRoute {
+    fn target_ref(&self) -> Option<&TargetRef> {
+        self.target_ref.as_ref()
+    }
+    fn has_mesh_to(&self) -> bool {
+        self.to.iter().any(|t| t.target_ref.kind == "Mesh")
+    }
+}
+
+/// The routes of `list` that select gateway `gateway`, ascending priority; among equals the lexicographically
+/// smallest name comes last (it is merged last and wins).
+fn select_for_gateway<'a, T: RouteSpec>(list: &[Named<'a, T>], gateway: &str) -> Vec<Selected<'a, T>> {
+    let mut selected: Vec<Selected<'a, T>> = list
+        .iter()
+        .filter(|r| r.spec.has_mesh_to())
+        .filter_map(|r| {
+            let (tags, kind) = selects(r.spec.target_ref(), gateway)?;
+            Some(Selected { name: r.name, spec: r.spec, priority: (kind, tags.len()), tags })
+        })
+        .collect();
+    selected.sort_by(|a, b| a.priority.cmp(&b.priority).then_with(|| b.name.cmp(a.name)));
+    selected
+}
+
+/// The routes of `list` selecting a listener with merged tags `tags`, in the same order.
+fn for_listener<'s, 'a, T>(list: &'s [Selected<'a, T>], tags: &Tags) -> Vec<&'s Selected<'a, T>> {
+    list.iter().filter(|r| rank(&r.tags, tags).is_some()).collect()
 }
 
 impl<'a> GatewayRoutes<'a> {
     /// The routes of `mesh` that target gateway `gateway`.
     pub fn new(index: &Index<'a>, mesh: &str, gateway: &str) -> Self {
-        let mut http: Vec<Selected<'a, MeshHttpRoute>> = index
-            .mesh_http_routes(mesh)
-            .iter()
-            // Only `to` items for the whole mesh describe gateway routes; MeshService items are sidecar routes.
-            .filter(|r| r.spec.to.iter().any(|t| t.target_ref.kind == "Mesh"))
-            .filter_map(|r| {
-                let (tags, kind) = selects(r.spec.target_ref.as_ref(), gateway)?;
-                Some(Selected { name: r.name, spec: r.spec, priority: (kind, tags.len()), tags })
-            })
-            .collect();
-        let mut tcp: Vec<Selected<'a, MeshTcpRoute>> = index
-            .mesh_tcp_routes(mesh)
-            .iter()
-            .filter(|r| r.spec.to.iter().any(|t| t.target_ref.kind == "Mesh"))
-            .filter_map(|r| {
-                let (tags, kind) = selects(r.spec.target_ref.as_ref(), gateway)?;
-                Some(Selected { name: r.name, spec: r.spec, priority: (kind, tags.len()), tags })
-            })
-            .collect();
-        sort_by_priority(&mut http);
-        sort_by_priority(&mut tcp);
-        GatewayRoutes { http, tcp }
+        GatewayRoutes {
+            http: select_for_gateway(index.mesh_http_routes(mesh), gateway),
+            tcp: select_for_gateway(index.mesh_tcp_routes(mesh), gateway),
+        }
     }
 
     /// The MeshHTTPRoutes selecting a listener with merged tags `tags`, lowest priority first.
     pub fn http_for(&self, tags: &Tags) -> Vec<&Selected<'a, MeshHttpRoute>> {
-        self.http.iter().filter(|r| rank(&r.tags, tags).is_some()).collect()
+        for_listener(&self.http, tags)
     }
 
     /// The MeshTCPRoutes selecting a listener with merged tags `tags`, lowest priority first.
     pub fn tcp_for(&self, tags: &Tags) -> Vec<&Selected<'a, MeshTcpRoute>> {
-        self.tcp.iter().filter(|r| rank(&r.tags, tags).is_some()).collect()
+        for_listener(&self.tcp, tags)
     }
 }
 
@@ -363,20 +385,9 @@ fn convert_rule(matches: &[RouteMatch], conf: &RuleConf, name: &str, diagnostics
 
 #[cfg(test)]
 mod tests {
-    use meshgate_api::decode::UnknownFields;
-    use meshgate_api::resource::Resource;
     use meshgate_plan::{Action, GatewayPlan, PathMatch, ValueMatch, VirtualHost};
 
-    use crate::{Files, compile};
-
-    fn plan_of(text: &str) -> GatewayPlan {
-        let outcome = meshgate_api::load::decode_text(std::path::Path::new("t.yaml"), text, UnknownFields::Deny);
-        assert!(outcome.problems.is_empty(), "{:?}", outcome.problems);
-        let resources: Vec<Resource> = outcome.loaded.into_iter().map(|l| l.decoded.resource).collect();
-        let mut plan = compile(&resources, &Files::new());
-        assert_eq!(plan.gateways.len(), 1);
-        plan.gateways.remove(0)
-    }
+    use crate::tests::compile_text;
 
     fn gateway(listeners: &str) -> String {
         format!(
@@ -435,7 +446,7 @@ mod tests {
             gateway(HTTP_8080),
             http_route("new", "", &prefix_to("/new", "a"))
         );
-        let plan = plan_of(&text);
+        let plan = compile_text(&text);
         let v = vhost(&plan, "*");
         assert_eq!(table(v), pairs(&[("=/new", "a"), ("^/new/", "a")]));
         assert_eq!(v.routes[0].source.kind, "MeshHTTPRoute");
@@ -451,7 +462,7 @@ mod tests {
             gateway(HTTP_8080),
             prefix_to("/new", "a")
         );
-        let plan = plan_of(&text);
+        let plan = compile_text(&text);
         assert_eq!(table(vhost(&plan, "*")), pairs(&[("=/legacy", "b"), ("^/legacy/", "b")]));
         assert!(plan.diagnostics.is_empty(), "{:?}", plan.diagnostics);
     }
@@ -463,7 +474,7 @@ mod tests {
         let listeners = "[{port: 8080, protocol: HTTP, hostname: foo.example.com, tags: {hostname: foo}}, {port: 8080, protocol: HTTP, hostname: '*.example.com', tags: {hostname: wild}}]";
         let text =
             format!("{}{}", gateway(listeners), http_route("r", ", tags: {hostname: wild}", &prefix_to("/", "a")));
-        let plan = plan_of(&text);
+        let plan = compile_text(&text);
         assert_eq!(table(vhost(&plan, "foo.example.com")), pairs(&[("^/", "404")]));
         assert_eq!(table(vhost(&plan, "*.example.com")), pairs(&[("^/", "a")]));
     }
@@ -471,7 +482,7 @@ mod tests {
     #[test]
     fn route_hostnames_make_narrower_virtual_hosts_that_keep_the_generic_rules() {
         let to = "[{targetRef: {kind: Mesh}, rules: [{matches: [{path: {type: PathPrefix, value: /}}], default: {backendRefs: [{kind: MeshService, name: a}]}}]}, {targetRef: {kind: Mesh}, hostnames: [specific.kuma.io], rules: [{matches: [{path: {type: Exact, value: /only}}], default: {backendRefs: [{kind: MeshService, name: b}]}}]}]";
-        let plan = plan_of(&format!("{}{}", gateway(HTTP_8080), http_route("r", "", to)));
+        let plan = compile_text(&format!("{}{}", gateway(HTTP_8080), http_route("r", "", to)));
         assert_eq!(table(vhost(&plan, "specific.kuma.io")), pairs(&[("=/only", "b"), ("^/", "a")]));
         assert_eq!(table(vhost(&plan, "*")), pairs(&[("^/", "a")]), "the specific rule stays on its host");
     }
@@ -485,7 +496,7 @@ mod tests {
             ", tags: {name: any}",
             "[{targetRef: {kind: Mesh}, hostnames: [example.kuma.io], rules: [{matches: [{path: {type: PathPrefix, value: /x}}], default: {backendRefs: [{kind: MeshService, name: b}]}}]}]",
         );
-        let plan = plan_of(&format!("{}{exact}{any}", gateway(listeners)));
+        let plan = compile_text(&format!("{}{exact}{any}", gateway(listeners)));
         assert_eq!(table(vhost(&plan, "example.kuma.io")), pairs(&[("^/", "a")]));
         assert_eq!(table(vhost(&plan, "*")), pairs(&[("^/", "404")]), "a hostname rule never serves other hosts");
         assert_eq!(plan.listeners[0].virtual_hosts.len(), 2);
@@ -503,7 +514,7 @@ mod tests {
             http_route("a-gw", "", &same("from-a")),
             http_route("z-tagged", ", tags: {l: one}", &prefix_to("/q", "tagged")),
         );
-        let plan = plan_of(&text);
+        let plan = compile_text(&text);
         let v = vhost(&plan, "*");
         let p = v.routes.iter().find(|r| r.path == PathMatch::Prefix("/p/".into())).expect("route /p/");
         assert_eq!(p.source.name, "a-gw");
@@ -517,7 +528,7 @@ mod tests {
     #[test]
     fn filters_translate_with_meshhttproute_defaults() {
         let to = "[{targetRef: {kind: Mesh}, rules: [{matches: [{path: {type: PathPrefix, value: /old}}], default: {filters: [{type: RequestRedirect, requestRedirect: {scheme: https}}]}}, {matches: [{headers: [{type: Prefix, name: x-user, value: 'a.b'}]}], default: {filters: [{type: URLRewrite, urlRewrite: {hostname: internal.example, path: {type: ReplacePrefixMatch, replacePrefixMatch: /v2}}}], backendRefs: [{kind: MeshService, name: a, weight: 3}, {kind: MeshServiceSubset, name: b, tags: {version: v1}}]}}]}]";
-        let plan = plan_of(&format!("{}{}", gateway(HTTP_8080), http_route("r", "", to)));
+        let plan = compile_text(&format!("{}{}", gateway(HTTP_8080), http_route("r", "", to)));
         let v = vhost(&plan, "*");
         let redirect = v.routes.iter().find(|r| r.path == PathMatch::Prefix("/old/".into())).expect("redirect");
         assert!(
@@ -534,7 +545,7 @@ mod tests {
     #[test]
     fn unsupported_backend_kinds_are_reported() {
         let to = "[{targetRef: {kind: Mesh}, rules: [{matches: [{path: {type: PathPrefix, value: /}}], default: {backendRefs: [{kind: MeshExternalService, name: ext}]}}]}]";
-        let plan = plan_of(&format!("{}{}", gateway(HTTP_8080), http_route("r", "", to)));
+        let plan = compile_text(&format!("{}{}", gateway(HTTP_8080), http_route("r", "", to)));
         assert!(
             plan.diagnostics
                 .iter()
@@ -557,7 +568,7 @@ mod tests {
             tcp("wide", "", "b"),
             tcp("narrow", ", tags: {l: t}", "a"),
         );
-        let plan = plan_of(&text);
+        let plan = compile_text(&text);
         let proxy = plan.listeners[0].tcp.as_ref().expect("tcp proxy");
         assert_eq!(proxy.backends.len(), 1);
         assert!(proxy.backends[0].cluster.contains('a'), "{proxy:?}");
