@@ -76,7 +76,8 @@ const KEYS: &[&str] = &[
     "enabledBackend",
     "zzz",
 ];
-const STRINGS: &[&str] = &[
+/// The kinds meshgate interprets.
+const KINDS: &[&str] = &[
     "MeshGateway",
     "MeshGatewayRoute",
     "Dataplane",
@@ -85,6 +86,9 @@ const STRINGS: &[&str] = &[
     "ExternalService",
     "MeshHTTPRoute",
     "MeshTCPRoute",
+];
+/// Other values the decoder gives meaning to (kinds are drawn from [`KINDS`] as well).
+const STRINGS: &[&str] = &[
     "MeshTimeout",
     "kuma.io/v1alpha1",
     "v1",
@@ -125,6 +129,7 @@ fn scalar() -> impl Strategy<Value = Value> {
         (0u32..70000).prop_map(Value::from),
         (-1e3f64..1e3).prop_map(Value::from),
         prop::sample::select(STRINGS).prop_map(Value::from),
+        prop::sample::select(KINDS).prop_map(Value::from),
         "[a-z./*_-]{0,12}".prop_map(Value::from),
     ]
 }
@@ -142,34 +147,19 @@ fn tree() -> impl Strategy<Value = Value> {
 
 /// A document that starts like a resource, so that decoding gets past the envelope.
 fn resource_like() -> impl Strategy<Value = Value> {
-    (
-        prop::sample::select(
-            &[
-                "MeshGateway",
-                "MeshGatewayRoute",
-                "Dataplane",
-                "Secret",
-                "Mesh",
-                "ExternalService",
-                "MeshHTTPRoute",
-                "MeshTCPRoute",
-            ][..],
-        ),
-        tree(),
-    )
-        .prop_map(|(kind, body)| {
-            let mut m = match body {
-                Value::Object(m) => m,
-                other => {
-                    let mut m = Map::new();
-                    m.insert("conf".into(), other);
-                    m
-                }
-            };
-            m.insert("type".into(), Value::from(kind));
-            m.insert("name".into(), Value::from("r"));
-            Value::Object(m)
-        })
+    (prop::sample::select(KINDS), tree()).prop_map(|(kind, body)| {
+        let mut m = match body {
+            Value::Object(m) => m,
+            other => {
+                let mut m = Map::new();
+                m.insert("conf".into(), other);
+                m
+            }
+        };
+        m.insert("type".into(), Value::from(kind));
+        m.insert("name".into(), Value::from("r"));
+        Value::Object(m)
+    })
 }
 
 fn exercise(text: &str) {

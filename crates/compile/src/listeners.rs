@@ -301,6 +301,7 @@ pub fn listeners(
     let route_api = GatewayRoutes::new(index, mesh, gateway_name);
     let http_mode = any_selected(specs, (dp_tags, gateway_tags), |t| !route_api.http_for(t).is_empty());
     let tcp_mode = any_selected(specs, (dp_tags, gateway_tags), |t| !route_api.tcp_for(t).is_empty());
+    // MeshGatewayRoute name → why it is ignored.
     let mut ignored: BTreeMap<&str, &str> = BTreeMap::new();
     let mut by_port: BTreeMap<u32, Vec<&ListenerSpec>> = BTreeMap::new();
     for l in specs {
@@ -330,7 +331,7 @@ pub fn listeners(
                 routes = attached_http(index, mesh, &tags);
                 if http_mode {
                     for r in routes.drain(..) {
-                        ignored.insert(r.name, "MeshHTTPRoute");
+                        ignored.insert(r.name, "MeshHTTPRoutes attach to it, and then they alone route its HTTP/HTTPS");
                     }
                     mesh_http = merge_http(&route_api.http_for(&tags), diagnostics);
                 }
@@ -338,7 +339,7 @@ pub fn listeners(
                 tcp_routes = attached_tcp(index, mesh, &tags);
                 if tcp_mode {
                     for r in tcp_routes.drain(..) {
-                        ignored.insert(r.name, "MeshTCPRoute");
+                        ignored.insert(r.name, "MeshTCPRoutes attach to it, and then they alone route its TCP/TLS");
                     }
                     let at = format!("port {port} hostname {hostname}");
                     mesh_tcp = merge_tcp(&route_api.tcp_for(&tags), &at, diagnostics);
@@ -422,15 +423,11 @@ pub fn listeners(
             tcp,
         });
     }
-    for (route, by) in ignored {
+    for (route, why) in ignored {
         diagnostics.push(Diagnostic {
             severity: Severity::Warning,
             subject: format!("MeshGatewayRoute {route}"),
-            message: format!(
-                "ignored on MeshGateway {gateway_name}: {by}s attach to it, and then they alone route its {} \
-                 listeners (as in Kuma)",
-                if by == "MeshHTTPRoute" { "HTTP/HTTPS" } else { "TCP/TLS" }
-            ),
+            message: format!("ignored on MeshGateway {gateway_name}: {why} listeners (as in Kuma)"),
         });
     }
     out

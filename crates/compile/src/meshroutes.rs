@@ -10,8 +10,8 @@ use meshgate_api::model::gateway_route::{
     HttpRule, Mirror, PathMatch, PathMatchType, QueryMatch, QueryMatchType, Redirect, Rewrite, TcpRoute, TcpRule,
 };
 use meshgate_api::model::meshhttproute::{
-    FilterKind, HeaderMatchKind, HeaderModifier, PathMatchKind, PathRewrite, PathRewriteKind, QueryMatchKind,
-    RouteMatch, RuleConf,
+    FilterKind, HeaderMatchKind, HeaderModifier, HttpRouteRule, PathMatchKind, PathRewrite, PathRewriteKind,
+    QueryMatchKind, RouteMatch, RuleConf,
 };
 use meshgate_api::model::targetref::{BackendRef, TargetRef};
 use meshgate_api::model::{MeshHttpRoute, MeshTcpRoute};
@@ -126,8 +126,6 @@ impl<'a> GatewayRoutes<'a> {
 pub struct MergedRule {
     /// The route whose conf was merged last (the winner), named in route sources and metrics.
     pub name: String,
-    /// Every route that contributed, in merge order.
-    pub origin: Vec<String>,
     /// The rule's index in the winning route's `to` item.
     pub rule_index: usize,
     /// The rule as a one-rule route.
@@ -143,11 +141,28 @@ pub struct HostnameRules {
     pub rules: Vec<MergedRule>,
 }
 
+/// A rule being merged: the matches that identify it, its conf so far, and the route merged last.
 struct Pending<'r> {
     matches: &'r [RouteMatch],
     conf: RuleConf,
-    origin: Vec<String>,
+    name: &'r str,
     rule_index: usize,
+}
+
+/// Merges rule `index` of route `name` into a hostname's rules: onto the rule with identical matches, or as a new one.
+fn merge_rule<'r>(group: &mut Vec<Pending<'r>>, name: &'r str, index: usize, rule: &'r HttpRouteRule) {
+    let Some(p) = group.iter_mut().find(|p| p.matches == rule.matches.as_slice()) else {
+        group.push(Pending { matches: &rule.matches, conf: rule.default.clone(), name, rule_index: index });
+        return;
+    };
+    if let Some(filters) = &rule.default.filters {
+        p.conf.filters = Some(filters.clone());
+    }
+    if let Some(backends) = &rule.default.backend_refs {
+        p.conf.backend_refs = Some(backends.clone());
+    }
+    p.name = name;
+    p.rule_index = index;
 }
 
 /// Groups the rules of `routes` (lowest priority first) by hostname and merges rules with identical matches: a
@@ -164,24 +179,7 @@ pub fn merge_http(routes: &[&Selected<'_, MeshHttpRoute>], diagnostics: &mut Vec
             for hostname in hostnames {
                 let group = groups.entry(hostname).or_default();
                 for (i, rule) in to.rules.iter().enumerate() {
-                    match group.iter_mut().find(|p| p.matches == rule.matches.as_slice()) {
-                        Some(p) => {
-                            if let Some(filters) = &rule.default.filters {
-                                p.conf.filters = Some(filters.clone());
-                            }
-                            if let Some(backends) = &rule.default.backend_refs {
-                                p.conf.backend_refs = Some(backends.clone());
-                            }
-                            p.origin.push(route.name.to_owned());
-                            p.rule_index = i;
-                        }
-                        None => group.push(Pending {
-                            matches: &rule.matches,
-                            conf: rule.default.clone(),
-                            origin: vec![route.name.to_owned()],
-                            rule_index: i,
-                        }),
-                    }
+                    merge_rule(group, route.name, i, rule);
                 }
             }
         }
@@ -193,11 +191,9 @@ pub fn merge_http(routes: &[&Selected<'_, MeshHttpRoute>], diagnostics: &mut Vec
             rules: pending
                 .into_iter()
                 .map(|p| {
-                    let name = p.origin.last().cloned().unwrap_or_default();
-                    let rule = convert_rule(p.matches, &p.conf, &name, diagnostics);
+                    let rule = convert_rule(p.matches, &p.conf, p.name, diagnostics);
                     MergedRule {
-                        name,
-                        origin: p.origin,
+                        name: p.name.to_owned(),
                         rule_index: p.rule_index,
                         route: HttpRoute { hostnames: Vec::new(), rules: vec![rule] },
                     }

@@ -13,6 +13,18 @@ fn route(name: &str, selector_extra: &str, body: &str) -> String {
     )
 }
 
+/// The `rules` of an HTTP route sending the PREFIX `path` to `svc`.
+fn prefix_rule(svc: &str, path: &str) -> String {
+    format!(
+        "    rules:\n    - matches: [{{path: {{match: PREFIX, value: {path}}}}}]\n      backends: [{{destination: {{kuma.io/service: {svc}}}}}]\n"
+    )
+}
+
+/// A MeshGatewayRoute `r` sending every request to `svc`.
+fn route_everything_to(svc: &str) -> String {
+    route("r", "", &prefix_rule(svc, "/"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_by_path_method_headers_and_query_in_kuma_order() {
     let names = ["prefix", "exact", "regex", "method", "header", "query", "v2", "root"];
@@ -100,19 +112,14 @@ async fn virtual_hosts_follow_kuma() {
     for b in [&foo, &wild, &any, &special] {
         config.push_str(&backend_yaml(&format!("{}-1", b.name), &b.name, b.port(), ""));
     }
-    let rule = |svc: &str, path: &str| {
-        format!(
-            "    rules:\n    - matches: [{{path: {{match: PREFIX, value: {path}}}}}]\n      backends: [{{destination: {{kuma.io/service: {svc}}}}}]\n"
-        )
-    };
-    config.push_str(&route("foo", "    vhost: foo\n", &rule("foo", "/foo")));
-    config.push_str(&route("wild", "    vhost: wild\n", &rule("wild", "/")));
-    config.push_str(&route("any", "    vhost: any\n", &rule("any", "/")));
+    config.push_str(&route("foo", "    vhost: foo\n", &prefix_rule("foo", "/foo")));
+    config.push_str(&route("wild", "    vhost: wild\n", &prefix_rule("wild", "/")));
+    config.push_str(&route("any", "    vhost: any\n", &prefix_rule("any", "/")));
     // A route with hostnames on the `*` listener gets a virtual host of its own.
     config.push_str(&route(
         "special",
         "    vhost: any\n",
-        &format!("    hostnames: [special.org]\n{}", rule("special", "/")),
+        &format!("    hostnames: [special.org]\n{}", prefix_rule("special", "/")),
     ));
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("config.yaml"), config).unwrap();
@@ -458,16 +465,7 @@ async fn hot_reload_applies_changes_and_keeps_the_last_good_version() {
         "backends.yaml",
         &(backend_yaml("one-1", "one", one.port(), "") + &backend_yaml("two-1", "two", two.port(), "")),
     );
-    let route_to = |svc: &str| {
-        route(
-            "r",
-            "",
-            &format!(
-                "    rules:\n    - matches: [{{path: {{match: PREFIX, value: /}}}}]\n      backends: [{{destination: {{kuma.io/service: {svc}}}}}]\n"
-            ),
-        )
-    };
-    write_config(d, "route.yaml", &route_to("one"));
+    write_config(d, "route.yaml", &route_everything_to("one"));
     let gw = Gateway::start(d, &[]).await;
     assert_eq!(get(port, "example.com", "/").await.backend(), "one");
 
@@ -477,7 +475,7 @@ async fn hot_reload_applies_changes_and_keeps_the_last_good_version() {
 
     // A route change flips within a second.
     let changed = Instant::now();
-    write_config(d, "route.yaml", &route_to("two"));
+    write_config(d, "route.yaml", &route_everything_to("two"));
     eventually(Duration::from_secs(1), "the route flips to backend two", || async {
         get(port, "example.com", "/").await.backend() == "two"
     })
@@ -518,7 +516,7 @@ async fn hot_reload_applies_changes_and_keeps_the_last_good_version() {
     assert_eq!(send(&keep_alive, "GET", port, "example.com", "/", &[]).await.backend(), "two");
 
     // Removing a port stops it.
-    write_config(d, "route.yaml", &route_to("one"));
+    write_config(d, "route.yaml", &route_everything_to("one"));
     write_config(d, "gateway.yaml", &gateway_yaml(&listener(port)));
     eventually(Duration::from_secs(3), "the removed port stops accepting", || async {
         tokio::net::TcpStream::connect(("127.0.0.1", port2)).await.is_err()
@@ -539,19 +537,10 @@ async fn polling_fallback_reloads_too() {
     config.push_str(&backend_yaml("one-1", "one", one.port(), ""));
     config.push_str(&backend_yaml("two-1", "two", two.port(), ""));
     write_config(d, "gateway.yaml", &config);
-    let route_to = |svc: &str| {
-        route(
-            "r",
-            "",
-            &format!(
-                "    rules:\n    - matches: [{{path: {{match: PREFIX, value: /}}}}]\n      backends: [{{destination: {{kuma.io/service: {svc}}}}}]\n"
-            ),
-        )
-    };
-    write_config(d, "route.yaml", &route_to("one"));
+    write_config(d, "route.yaml", &route_everything_to("one"));
     let _gw = Gateway::start(d, &["--poll"]).await;
     assert_eq!(get(port, "example.com", "/").await.backend(), "one");
-    write_config(d, "route.yaml", &route_to("two"));
+    write_config(d, "route.yaml", &route_everything_to("two"));
     eventually(Duration::from_secs(3), "polling picks up the change", || async {
         get(port, "example.com", "/").await.backend() == "two"
     })

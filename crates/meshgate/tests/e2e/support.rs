@@ -47,6 +47,21 @@ pub struct Backend {
     pub seen: Arc<Mutex<Vec<Seen>>>,
 }
 
+/// Serves one backend connection (HTTP/1.1 or h2c, or either inside TLS) with the echo service.
+async fn serve_echo<S>(stream: S, name: String, seen: Arc<Mutex<Vec<Seen>>>, behaviour: Behaviour)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let name = name.clone();
+        let seen = Arc::clone(&seen);
+        async move { Ok::<_, Infallible>(echo(req, &name, &seen, behaviour).await) }
+    });
+    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+}
+
 impl Backend {
     pub async fn start(name: &str) -> Backend {
         Self::start_with(name, Behaviour::Echo).await
@@ -63,16 +78,7 @@ impl Backend {
                 let Ok((stream, _)) = listener.accept().await else { continue };
                 let name = name.clone();
                 let seen = Arc::clone(&seen);
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                        let name = name.clone();
-                        let seen = Arc::clone(&seen);
-                        async move { Ok::<_, Infallible>(echo(req, &name, &seen, behaviour).await) }
-                    });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
+                tokio::spawn(serve_echo(stream, name, seen, behaviour));
             }
         });
         backend
@@ -106,14 +112,7 @@ impl Backend {
                 let seen = Arc::clone(&seen);
                 tokio::spawn(async move {
                     let Ok(tls) = acceptor.accept(stream).await else { return };
-                    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                        let name = name.clone();
-                        let seen = Arc::clone(&seen);
-                        async move { Ok::<_, Infallible>(echo(req, &name, &seen, Behaviour::Echo).await) }
-                    });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(tls), service)
-                        .await;
+                    serve_echo(tls, name, seen, Behaviour::Echo).await;
                 });
             }
         });
