@@ -312,22 +312,29 @@ async fn serve_http<I>(
     }
 }
 
-async fn relay<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+/// Relays a TCP or TLS connection to its route's backend. Boxed, so that a connection task is only as large as
+/// the protocol it serves needs.
+fn relay<'a, S>(
     stream: S,
-    tcp: Option<&crate::runtime::TcpRuntime>,
-    shared: &ConnShared,
-    name: &str,
-) {
-    let Some(tcp) = tcp else { return };
-    let mut hard_stop = shared.hard_stop.clone();
-    tokio::select! {
-        result = crate::tcp::proxy(stream, tcp) => {
-            if let Err(e) = result {
-                tracing::debug!(listener = %name, error = %e, "TCP relay ended");
+    tcp: Option<&'a crate::runtime::TcpRuntime>,
+    shared: &'a ConnShared,
+    name: &'a str,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'a,
+{
+    Box::pin(async move {
+        let Some(tcp) = tcp else { return };
+        let mut hard_stop = shared.hard_stop.clone();
+        tokio::select! {
+            result = crate::tcp::proxy(stream, tcp) => {
+                if let Err(e) = result {
+                    tracing::debug!(listener = %name, error = %e, "TCP relay ended");
+                }
             }
+            _ = hard_stop.changed() => {}
         }
-        _ = hard_stop.changed() => {}
-    }
+    })
 }
 
 async fn peek_sni(stream: &TcpStream) -> Option<Option<String>> {
@@ -427,7 +434,7 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: Arc<ConnS
             let http = if tls_stream.get_ref().1.alpn_protocol() == Some(b"h2") { Http::H2 } else { Http::H1 };
             Box::pin(serve_http(tls_stream, http, guard, peer, sni, &shared, drain)).await;
         }
-        ListenerKind::Tcp { tcp } => Box::pin(relay(stream, tcp.as_ref(), &shared, &runtime.name)).await,
+        ListenerKind::Tcp { tcp } => relay(stream, tcp.as_ref(), &shared, &runtime.name).await,
         ListenerKind::Tls { terminate, chains } => {
             let Some(sni) = peek_sni(&stream).await else { return };
             let Some(chain) = chains.find(sni.as_deref()) else {
@@ -436,7 +443,7 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: Arc<ConnS
                 return;
             };
             if chain.passthrough {
-                Box::pin(relay(stream, chain.tcp.as_ref(), &shared, &runtime.name)).await;
+                relay(stream, chain.tcp.as_ref(), &shared, &runtime.name).await;
                 return;
             }
             let Some(config) = terminate else { return };
@@ -445,7 +452,7 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: Arc<ConnS
             let Ok(Ok(tls_stream)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, accept).await else {
                 return;
             };
-            Box::pin(relay(tls_stream, chain.tcp.as_ref(), &shared, &runtime.name)).await;
+            relay(tls_stream, chain.tcp.as_ref(), &shared, &runtime.name).await;
         }
     }
 }
