@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::decode::{DecodeIssue, Decoder, Positions, UnknownFields};
 use crate::model::common::Tags;
+use crate::model::policy::{PolicyKind, PolicySpec};
 use crate::model::{
     Dataplane, ExternalService, Mesh, MeshGateway, MeshGatewayConfig, MeshGatewayInstance, MeshGatewayRoute,
     MeshHttpRoute, MeshTcpRoute, Secret,
@@ -82,6 +83,8 @@ pub enum Kind {
     MeshGatewayInstance,
     /// `MeshGatewayConfig` (Kubernetes only).
     MeshGatewayConfig,
+    /// A targetRef policy meshgate interprets.
+    Policy(PolicyKind),
     /// A Kuma kind meshgate recognises but does not interpret (yet); kept as written.
     Opaque(&'static str),
 }
@@ -98,6 +101,11 @@ pub const MODELLED_KINDS: &[Kind] = &[
     Kind::MeshTcpRoute,
     Kind::MeshGatewayInstance,
     Kind::MeshGatewayConfig,
+    Kind::Policy(PolicyKind::MeshTimeout),
+    Kind::Policy(PolicyKind::MeshRetry),
+    Kind::Policy(PolicyKind::MeshRateLimit),
+    Kind::Policy(PolicyKind::MeshFaultInjection),
+    Kind::Policy(PolicyKind::MeshAccessLog),
 ];
 
 /// Kuma kinds written with an inline spec in Universal form that meshgate accepts without interpreting them.
@@ -121,10 +129,8 @@ const OPAQUE_INLINE_KINDS: &[&str] = &[
 
 /// Kuma targetRef kinds (spec under `spec`) that meshgate accepts without interpreting them.
 const OPAQUE_NESTED_KINDS: &[&str] = &[
-    "MeshAccessLog",
     "MeshCircuitBreaker",
     "MeshExternalService",
-    "MeshFaultInjection",
     "MeshHealthCheck",
     "MeshIdentity",
     "MeshLoadBalancingStrategy",
@@ -132,11 +138,8 @@ const OPAQUE_NESTED_KINDS: &[&str] = &[
     "MeshMultiZoneService",
     "MeshPassthrough",
     "MeshProxyPatch",
-    "MeshRateLimit",
-    "MeshRetry",
     "MeshService",
     "MeshTLS",
-    "MeshTimeout",
     "MeshTrace",
     "MeshTrafficPermission",
     "MeshTrust",
@@ -156,6 +159,7 @@ impl Kind {
             Kind::MeshTcpRoute => "MeshTCPRoute",
             Kind::MeshGatewayInstance => "MeshGatewayInstance",
             Kind::MeshGatewayConfig => "MeshGatewayConfig",
+            Kind::Policy(kind) => kind.name(),
             Kind::Opaque(name) => name,
         }
     }
@@ -187,7 +191,7 @@ impl Kind {
 
     fn universal_spec(self) -> UniversalSpec {
         match self {
-            Kind::MeshHttpRoute | Kind::MeshTcpRoute => UniversalSpec::Nested,
+            Kind::MeshHttpRoute | Kind::MeshTcpRoute | Kind::Policy(_) => UniversalSpec::Nested,
             Kind::MeshGatewayInstance | Kind::MeshGatewayConfig => UniversalSpec::None,
             Kind::Opaque(name) if OPAQUE_NESTED_KINDS.contains(&name) => UniversalSpec::Nested,
             _ => UniversalSpec::Inline,
@@ -247,6 +251,8 @@ pub enum Spec {
     MeshGatewayInstance(MeshGatewayInstance),
     /// A gateway config (Kubernetes).
     MeshGatewayConfig(MeshGatewayConfig),
+    /// A targetRef policy.
+    Policy(PolicySpec),
     /// A recognised kind that meshgate does not interpret; its spec as written.
     Opaque(&'static str, serde_json::Value),
 }
@@ -305,6 +311,7 @@ impl Resource {
             Spec::MeshTcpRoute(_) => Kind::MeshTcpRoute,
             Spec::MeshGatewayInstance(_) => Kind::MeshGatewayInstance,
             Spec::MeshGatewayConfig(_) => Kind::MeshGatewayConfig,
+            Spec::Policy(p) => Kind::Policy(p.kind()),
             Spec::Opaque(kind, _) => Kind::Opaque(kind),
         }
     }
@@ -327,6 +334,7 @@ impl Resource {
             Spec::MeshTcpRoute(s) => serde_json::to_value(s),
             Spec::MeshGatewayInstance(s) => serde_json::to_value(s),
             Spec::MeshGatewayConfig(s) => serde_json::to_value(s),
+            Spec::Policy(p) => p.to_json(),
             Spec::Opaque(_, v) => Ok(v.clone()),
         };
         value.unwrap_or(serde_json::Value::Null)
@@ -779,6 +787,19 @@ fn decode_spec(kind: Kind, dec: &Decoder, node: &Node) -> Option<Spec> {
         Kind::MeshTcpRoute => dec.decode(node, &root).map(Spec::MeshTcpRoute),
         Kind::MeshGatewayInstance => dec.decode(node, &root).map(Spec::MeshGatewayInstance),
         Kind::MeshGatewayConfig => dec.decode(node, &root).map(Spec::MeshGatewayConfig),
+        Kind::Policy(PolicyKind::MeshTimeout) => {
+            dec.decode(node, &root).map(|p| Spec::Policy(PolicySpec::MeshTimeout(p)))
+        }
+        Kind::Policy(PolicyKind::MeshRetry) => dec.decode(node, &root).map(|p| Spec::Policy(PolicySpec::MeshRetry(p))),
+        Kind::Policy(PolicyKind::MeshRateLimit) => {
+            dec.decode(node, &root).map(|p| Spec::Policy(PolicySpec::MeshRateLimit(p)))
+        }
+        Kind::Policy(PolicyKind::MeshFaultInjection) => {
+            dec.decode(node, &root).map(|p| Spec::Policy(PolicySpec::MeshFaultInjection(p)))
+        }
+        Kind::Policy(PolicyKind::MeshAccessLog) => {
+            dec.decode(node, &root).map(|p| Spec::Policy(PolicySpec::MeshAccessLog(p)))
+        }
         Kind::Opaque(name) => match &node.value {
             Value::Map(_) | Value::Null => Ok(Spec::Opaque(name, node.to_json())),
             other => {
@@ -991,10 +1012,16 @@ conf:
     }
 
     #[test]
-    fn opaque_kinds_are_kept() {
-        let r = decode("type: MeshTimeout\nname: t\nmesh: default\nspec: {targetRef: {kind: Mesh}}\n");
-        assert_eq!(r.kind(), Kind::Opaque("MeshTimeout"));
+    fn opaque_kinds_are_kept_and_policies_modelled() {
+        let r = decode("type: MeshTrace\nname: t\nmesh: default\nspec: {targetRef: {kind: Mesh}}\n");
+        assert_eq!(r.kind(), Kind::Opaque("MeshTrace"));
         assert!(!r.kind().is_modelled());
         assert_eq!(r.spec_json()["targetRef"]["kind"], "Mesh");
+        let r = decode(
+            "type: MeshTimeout\nname: t\nmesh: default\nspec: {targetRef: {kind: Mesh}, to: [{targetRef: {kind: Mesh}, default: {idleTimeout: 10s}}]}\n",
+        );
+        assert_eq!(r.kind(), Kind::Policy(PolicyKind::MeshTimeout));
+        assert!(r.kind().is_modelled());
+        assert_eq!(r.spec_json()["to"][0]["default"]["idleTimeout"], "10s");
     }
 }

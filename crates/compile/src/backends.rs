@@ -108,6 +108,7 @@ impl<'i, 'a> Clusters<'i, 'a> {
             endpoints,
             tls,
             external: true,
+            connect_timeout_ms: None,
         }))
     }
 
@@ -187,6 +188,7 @@ impl<'i, 'a> Clusters<'i, 'a> {
             endpoints,
             tls: None,
             external: false,
+            connect_timeout_ms: None,
         }
     }
 }

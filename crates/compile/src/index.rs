@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use meshgate_api::model::common::SERVICE_TAG;
+use meshgate_api::model::policy::PolicySpec;
 use meshgate_api::model::{
     Dataplane, ExternalService, Mesh, MeshGateway, MeshGatewayRoute, MeshHttpRoute, MeshTcpRoute,
 };
@@ -27,6 +28,7 @@ pub struct Index<'a> {
     http_routes: BTreeMap<&'a str, Vec<Named<'a, MeshHttpRoute>>>,
     tcp_routes: BTreeMap<&'a str, Vec<Named<'a, MeshTcpRoute>>>,
     external_services: BTreeMap<&'a str, Vec<Named<'a, ExternalService>>>,
+    policies: BTreeMap<&'a str, Vec<Named<'a, PolicySpec>>>,
     secrets: BTreeMap<(&'a str, &'a str), &'a [u8]>,
 }
 
@@ -49,6 +51,7 @@ impl<'a> Index<'a> {
                 Spec::ExternalService(e) => {
                     index.external_services.entry(mesh).or_default().push(Named { name, spec: e });
                 }
+                Spec::Policy(p) => index.policies.entry(mesh).or_default().push(Named { name, spec: p }),
                 Spec::Secret(s) => {
                     index.secrets.insert((mesh, name), s.data.as_ref().map_or(&[][..], |d| d.0.as_slice()));
                 }
@@ -72,6 +75,9 @@ impl<'a> Index<'a> {
         }
         for list in index.external_services.values_mut() {
             list.sort_by_key(|n| n.name);
+        }
+        for list in index.policies.values_mut() {
+            list.sort_by_key(|n| (n.spec.kind(), n.name));
         }
         index
     }
@@ -112,6 +118,11 @@ impl<'a> Index<'a> {
     /// MeshTCPRoutes of a mesh.
     pub fn mesh_tcp_routes(&self, mesh: &str) -> &[Named<'a, MeshTcpRoute>] {
         self.tcp_routes.get(mesh).map_or(&[], Vec::as_slice)
+    }
+
+    /// The targetRef policies of a mesh (by kind, then name).
+    pub fn policies(&self, mesh: &str) -> &[Named<'a, PolicySpec>] {
+        self.policies.get(mesh).map_or(&[], Vec::as_slice)
     }
 
     /// The ExternalServices of a mesh serving `service`.

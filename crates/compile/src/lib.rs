@@ -19,6 +19,7 @@ pub mod hostnames;
 pub mod index;
 pub mod listeners;
 pub mod meshroutes;
+pub mod policies;
 pub mod routes;
 pub mod select;
 
@@ -29,16 +30,37 @@ use backends::Clusters;
 pub use backends::Files;
 use index::Index;
 
-/// Compiles the plan of every builtin gateway in `resources`.
+/// What compilation takes besides resources.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// The values of each mesh's initial gateway timeout policy.
+    pub initial_timeouts: policies::InitialTimeouts,
+}
+
+/// Compiles the plan of every builtin gateway in `resources`, with Kuma's defaults.
 pub fn compile(resources: &[Resource], files: &Files) -> Plan {
+    compile_with(resources, files, &Options::default())
+}
+
+/// Compiles the plan of every builtin gateway in `resources`.
+pub fn compile_with(resources: &[Resource], files: &Files, options: &Options) -> Plan {
     let index = Index::new(resources);
-    let gateways =
-        index.builtin_gateways().into_iter().map(|(mesh, dp)| compile_gateway(&index, files, mesh, dp.name)).collect();
+    let gateways = index
+        .builtin_gateways()
+        .into_iter()
+        .map(|(mesh, dp)| compile_gateway(&index, files, options, mesh, dp.name))
+        .collect();
     Plan { gateways }
 }
 
 /// Compiles the plan of one builtin-gateway Dataplane.
-pub fn compile_gateway(index: &Index<'_>, files: &Files, mesh: &str, dataplane: &str) -> GatewayPlan {
+pub fn compile_gateway(
+    index: &Index<'_>,
+    files: &Files,
+    options: &Options,
+    mesh: &str,
+    dataplane: &str,
+) -> GatewayPlan {
     let mut plan = GatewayPlan {
         dataplane: ObjectRef { mesh: mesh.to_owned(), name: dataplane.to_owned() },
         ..GatewayPlan::default()
@@ -88,8 +110,20 @@ pub fn compile_gateway(index: &Index<'_>, files: &Files, mesh: &str, dataplane: 
         &mut clusters,
         &mut diagnostics,
     );
-    plan.clusters = clusters.clusters;
+    let mut cluster_map = clusters.clusters;
     diagnostics.extend(clusters.diagnostics);
+    policies::apply(
+        index,
+        mesh,
+        gateway.name,
+        &plan.address,
+        &dp_tags,
+        &options.initial_timeouts,
+        &mut plan.listeners,
+        &mut cluster_map,
+        &mut diagnostics,
+    );
+    plan.clusters = cluster_map;
     diagnostics.dedup();
     plan.diagnostics = diagnostics;
     plan

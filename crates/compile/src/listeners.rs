@@ -262,6 +262,7 @@ fn mesh_virtual_hosts(
                         name: &rule.name,
                         http: &rule.route,
                         rule_base: rule.rule_index,
+                        rule_key: &rule.rule_key,
                     };
                     // The same rule reached through two overlapping hostnames is one entry.
                     if !attached.iter().any(|a| a.name == candidate.name && a.http == candidate.http) {
@@ -421,6 +422,7 @@ pub fn listeners(
             virtual_hosts: virtual_hosts_out,
             tls_chains,
             tcp,
+            policies: Default::default(),
         });
     }
     for (route, why) in ignored {

@@ -128,6 +128,8 @@ pub struct MergedRule {
     pub name: String,
     /// The rule's index in the winning route's `to` item.
     pub rule_index: usize,
+    /// The rule's matches as compact JSON: what identifies it (see [`meshgate_plan::RouteSource::rule_key`]).
+    pub rule_key: String,
     /// The rule as a one-rule route.
     pub route: HttpRoute,
 }
@@ -165,6 +167,11 @@ fn merge_rule<'r>(group: &mut Vec<Pending<'r>>, name: &'r str, index: usize, rul
     p.rule_index = index;
 }
 
+/// The key of a MeshHTTPRoute rule: its matches as compact JSON.
+pub fn rule_key(matches: &[RouteMatch]) -> String {
+    serde_json::to_string(matches).unwrap_or_default()
+}
+
 /// Groups the rules of `routes` (lowest priority first) by hostname and merges rules with identical matches: a
 /// later route's `filters` and `backendRefs` replace the earlier ones wholesale (JSON merge patch on lists).
 pub fn merge_http(routes: &[&Selected<'_, MeshHttpRoute>], diagnostics: &mut Vec<Diagnostic>) -> Vec<HostnameRules> {
@@ -195,6 +202,7 @@ pub fn merge_http(routes: &[&Selected<'_, MeshHttpRoute>], diagnostics: &mut Vec
                     MergedRule {
                         name: p.name.to_owned(),
                         rule_index: p.rule_index,
+                        rule_key: rule_key(p.matches),
                         route: HttpRoute { hostnames: Vec::new(), rules: vec![rule] },
                     }
                 })

@@ -9,7 +9,7 @@ use meshgate_api::model::gateway_route::{
 };
 use meshgate_plan::{
     Action, DirectResponse, Forward, HeaderMatch, HeaderOps, HostRewrite, Mirror, NO_ROUTES_BODY, PathMatch,
-    PathRewrite, QueryMatch, Redirect, Route, RouteSource, ValueMatch, WeightedCluster,
+    PathRewrite, QueryMatch, Redirect, Route, RoutePolicies, RouteSource, ValueMatch, WeightedCluster,
 };
 
 use crate::backends::{Clusters, UNRESOLVED_BACKEND, Unusable};
@@ -25,12 +25,14 @@ pub struct Attached<'a> {
     pub http: &'a HttpRoute,
     /// The index of `http`'s first rule in the resource (a merged MeshHTTPRoute rule is a one-rule route).
     pub rule_base: usize,
+    /// A merged MeshHTTPRoute rule's key (empty for MeshGatewayRoutes).
+    pub rule_key: &'a str,
 }
 
 impl<'a> Attached<'a> {
     /// A MeshGatewayRoute's HTTP conf.
     pub fn gateway_route(name: &'a str, http: &'a HttpRoute) -> Self {
-        Attached { kind: "MeshGatewayRoute", name, http, rule_base: 0 }
+        Attached { kind: "MeshGatewayRoute", name, http, rule_base: 0, rule_key: "" }
     }
 
     fn subject(&self) -> String {
@@ -282,6 +284,7 @@ pub fn route_table(attached: &[Attached<'_>], listener_port: u16, clusters: &mut
                     name: route.name.to_owned(),
                     rule: route.rule_base + rule_index,
                     r#match: match_index,
+                    rule_key: route.rule_key.to_owned(),
                 };
                 let entry = |path: PathMatch| Route {
                     source: source.clone(),
@@ -290,6 +293,7 @@ pub fn route_table(attached: &[Attached<'_>], listener_port: u16, clusters: &mut
                     headers: headers.clone(),
                     query: query.clone(),
                     action: action.clone(),
+                    policies: RoutePolicies::default(),
                 };
                 match &m.path {
                     None => entries.push(entry(PathMatch::Prefix("/".into()))),
@@ -324,6 +328,7 @@ pub fn route_table(attached: &[Attached<'_>], listener_port: u16, clusters: &mut
             headers: Vec::new(),
             query: Vec::new(),
             action: Action::Respond(DirectResponse { status: 404, body: NO_ROUTES_BODY.to_owned() }),
+            policies: RoutePolicies::default(),
         });
     }
     entries

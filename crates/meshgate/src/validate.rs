@@ -44,6 +44,18 @@ pub fn run(paths: &[PathBuf], check_references: bool) -> anyhow::Result<ExitCode
     for item in &outcome.loaded {
         if let Kind::Opaque(kind) = item.resource().kind() {
             let pos = item.decoded.positions.root();
+            if kind == "FaultInjection" {
+                writeln!(
+                    err,
+                    "{}:{}:{}: note: {}: accepted; as in Kuma, legacy FaultInjection is not applied to builtin \
+                     gateways (use MeshFaultInjection)",
+                    item.file.display(),
+                    pos.line,
+                    pos.col,
+                    item.resource().describe()
+                )?;
+                continue;
+            }
             writeln!(
                 err,
                 "{}:{}:{}: note: {}: accepted, but meshgate does not apply {kind} resources yet",

@@ -105,6 +105,176 @@ pub struct Listener {
     /// The TCP proxy (TCP listeners).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp: Option<TcpProxy>,
+    /// What the gateway policies selecting this port set for the whole listener.
+    #[serde(default)]
+    pub policies: ListenerPolicies,
+}
+
+/// The listener-wide effect of gateway policies (Kuma keys these by port). Unset values fall back to the data
+/// plane's defaults (Kuma's gateway defaults unless changed on the command line).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListenerPolicies {
+    /// How long a connection with nothing in flight is kept (HTTP), or without traffic (TCP), in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_ms: Option<u64>,
+    /// How long a request head may take, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_headers_timeout_ms: Option<u64>,
+    /// How long a request or response body may stall, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_idle_timeout_ms: Option<u64>,
+    /// TCP listeners: connection attempts per upstream connection (MeshRetry `tcp.maxConnectAttempt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connect_attempts: Option<u32>,
+    /// New connections allowed per interval (MeshRateLimit `local.tcp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_rate: Option<RateLimit>,
+    /// Faults injected before routing, each independently (MeshFaultInjection).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<Fault>,
+    /// Where access-log lines go (MeshAccessLog).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub access_logs: Vec<AccessLog>,
+    /// The policies in force here, and those that were overridden, in merge order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub applied: Vec<AppliedPolicy>,
+}
+
+/// The per-route effect of gateway policies.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RoutePolicies {
+    /// How long the upstream may take to answer (route timeout), in milliseconds (0: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_timeout_ms: Option<u64>,
+    /// How long the request or response body may stall on this route, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_idle_timeout_ms: Option<u64>,
+    /// Retries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryPolicy>,
+    /// The route's request rate limit (one bucket per route and gateway process).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+    /// The policies in force on this route, and those that were overridden, in merge order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub applied: Vec<AppliedPolicy>,
+}
+
+/// One policy's part in a merged configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedPolicy {
+    /// Its kind.
+    pub kind: String,
+    /// Its name.
+    pub name: String,
+    /// `applied` when at least one of its values is in force, `overridden` when later policies replaced them all.
+    pub status: String,
+}
+
+/// A retry policy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub num_retries: u32,
+    /// The time limit of each attempt, in milliseconds (0: the route timeout only).
+    pub per_try_timeout_ms: u64,
+    /// The first back-off, in milliseconds (doubles per retry, with jitter).
+    pub base_interval_ms: u64,
+    /// The longest back-off, in milliseconds.
+    pub max_interval_ms: u64,
+    /// Retry on any 5xx answer (and on resets and connect failures).
+    pub on_5xx: bool,
+    /// Retry on 502, 503 and 504.
+    pub on_gateway_error: bool,
+    /// Retry when the upstream resets or closes before answering.
+    pub on_reset: bool,
+    /// Retry when connecting fails.
+    pub on_connect_failure: bool,
+    /// Retry on 409.
+    pub on_retriable_4xx: bool,
+    /// Retry on these statuses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub statuses: Vec<u16>,
+    /// Retry only these methods (empty: any).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<String>,
+}
+
+/// A local rate limit: a token bucket of `num` tokens refilled every `interval_ms`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateLimit {
+    /// Tokens per interval (and the bucket size).
+    pub num: u32,
+    /// The refill interval, in milliseconds.
+    pub interval_ms: u64,
+    /// The answer's status (HTTP; default 429).
+    #[serde(default)]
+    pub status: u16,
+    /// Headers of the answer (HTTP).
+    #[serde(default, skip_serializing_if = "HeaderOps::is_empty")]
+    pub headers: HeaderOps,
+}
+
+/// An injected fault.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fault {
+    /// Answer with `status` instead of proxying, for `percentage` % of requests.
+    Abort {
+        /// The status.
+        status: u16,
+        /// The share of requests, 0–100.
+        percentage: f64,
+    },
+    /// Wait `delay_ms` before handling, for `percentage` % of requests.
+    Delay {
+        /// The delay, in milliseconds.
+        delay_ms: u64,
+        /// The share of requests, 0–100.
+        percentage: f64,
+    },
+    /// Send response bodies at no more than `bytes_per_second`, for `percentage` % of requests.
+    ResponseBandwidth {
+        /// The limit.
+        bytes_per_second: u64,
+        /// The share of requests, 0–100.
+        percentage: f64,
+    },
+}
+
+/// An access log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessLog {
+    /// Where lines go.
+    pub sink: LogSink,
+    /// How lines look.
+    pub format: LogFormat,
+}
+
+/// An access-log destination.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogSink {
+    /// Append to a file (`/dev/stdout` works).
+    File(String),
+    /// Send over TCP to `host:port`, one line per entry.
+    Tcp(String),
+}
+
+/// An access-log line format. Templates use Envoy's command operators (`%RESPONSE_CODE%`, `%REQ(:PATH)%`, …);
+/// Kuma's `%KUMA_*%` placeholders are already replaced.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// One template per line.
+    Plain(String),
+    /// A JSON object per line: keys and their templates.
+    Json {
+        /// Fields in order.
+        fields: Vec<(String, String)>,
+        /// Leave out fields whose value is empty.
+        omit_empty: bool,
+    },
 }
 
 /// A TLS filter chain: what connections whose SNI matches `sni` get.
@@ -195,6 +365,9 @@ pub struct Route {
     pub query: Vec<QueryMatch>,
     /// What to do.
     pub action: Action,
+    /// What the gateway policies set for this route.
+    #[serde(default)]
+    pub policies: RoutePolicies,
 }
 
 /// The origin of a route entry.
@@ -208,6 +381,10 @@ pub struct RouteSource {
     pub rule: usize,
     /// The match index in the rule.
     pub r#match: usize,
+    /// MeshHTTPRoute rules: the rule's matches as compact JSON, which identify it across merged routes (Kuma names
+    /// the route by their hash; policies targeting a MeshHTTPRoute select its rules by them).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub rule_key: String,
 }
 
 impl RouteSource {
@@ -425,6 +602,10 @@ pub struct Cluster {
     pub tls: Option<UpstreamTls>,
     /// Whether it is an ExternalService.
     pub external: bool,
+    /// How long a connection to an endpoint may take, in milliseconds (MeshTimeout `connectionTimeout` of the first
+    /// listener, by port, that sends to it; none: the data plane's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout_ms: Option<u64>,
 }
 
 /// The upstream HTTP version.

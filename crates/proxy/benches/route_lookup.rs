@@ -29,7 +29,7 @@ fn forward(cluster: &str) -> Action {
 
 fn route(path: PathMatch, method: Option<&str>, header: Option<(&str, &str)>) -> Route {
     Route {
-        source: RouteSource { kind: "MeshGatewayRoute".into(), name: "bench".into(), rule: 0, r#match: 0 },
+        source: RouteSource { kind: "MeshGatewayRoute".into(), name: "bench".into(), ..RouteSource::default() },
         path,
         method: method.map(str::to_owned),
         headers: header
@@ -37,6 +37,7 @@ fn route(path: PathMatch, method: Option<&str>, header: Option<(&str, &str)>) ->
             .unwrap_or_default(),
         query: Vec::new(),
         action: forward("backend"),
+        policies: Default::default(),
     }
 }
 
@@ -77,6 +78,7 @@ fn plan() -> GatewayPlan {
             virtual_hosts,
             tls_chains: Vec::new(),
             tcp: None,
+            policies: Default::default(),
         }],
         clusters,
         ..GatewayPlan::default()
@@ -87,7 +89,13 @@ fn bench(c: &mut Criterion) {
     let plan = plan();
     let pools = Pools::default();
     let metrics = Metrics::default();
-    let (runtime, warnings) = build(&plan, &pools, &metrics, &std::sync::Arc::new(ProxySettings::default()));
+    let (runtime, warnings) = build(
+        &plan,
+        &pools,
+        &meshgate_proxy::accesslog::Sinks::default(),
+        &metrics,
+        &std::sync::Arc::new(ProxySettings::default()),
+    );
     assert!(warnings.is_empty(), "{warnings:?}");
     let listener = runtime.listeners.get(&8080).unwrap();
     let ListenerKind::Http { vhosts } = &listener.kind else { panic!("an HTTP listener") };

@@ -79,6 +79,93 @@ where
     }
 }
 
+/// A response body sent no faster than a rate (MeshFaultInjection `responseBandwidth`): each data frame is split
+/// into chunks of at most a tenth of a second's worth, and each chunk waits until the rate allows it.
+pub struct ThrottledBody<B> {
+    inner: B,
+    bytes_per_second: u64,
+    started: Instant,
+    sent: u64,
+    /// Data taken from `inner` and not yet given out.
+    pending: Bytes,
+    wait: Option<Pin<Box<Sleep>>>,
+}
+
+impl<B> std::fmt::Debug for ThrottledBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ThrottledBody").field("bytes_per_second", &self.bytes_per_second).finish_non_exhaustive()
+    }
+}
+
+impl<B> ThrottledBody<B> {
+    /// Wraps a body.
+    pub fn new(inner: B, bytes_per_second: u64) -> Self {
+        Self {
+            inner,
+            bytes_per_second: bytes_per_second.max(1),
+            started: Instant::now(),
+            sent: 0,
+            pending: Bytes::new(),
+            wait: None,
+        }
+    }
+}
+
+impl<B> Body for ThrottledBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        if this.pending.is_empty() {
+            match Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => this.pending = data,
+                    Err(frame) => return Poll::Ready(Some(Ok(frame))),
+                },
+            }
+            if this.pending.is_empty() {
+                return Poll::Ready(Some(Ok(Frame::data(Bytes::new()))));
+            }
+        }
+        // When the bytes sent so far are due at the configured rate.
+        let due = Duration::from_secs_f64(this.sent as f64 / this.bytes_per_second as f64);
+        let at = this.started + due;
+        if at > Instant::now() {
+            let wait = this.wait.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+            wait.as_mut().reset(at);
+            if wait.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+        }
+        let chunk = usize::try_from((this.bytes_per_second / 10).max(1)).unwrap_or(usize::MAX).min(this.pending.len());
+        let out = this.pending.split_to(chunk);
+        this.sent += out.len() as u64;
+        Poll::Ready(Some(Ok(Frame::data(out))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.pending.is_empty() && self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let mut hint = self.inner.size_hint();
+        let extra = self.pending.len() as u64;
+        hint.set_lower(hint.lower() + extra);
+        if let Some(upper) = hint.upper() {
+            hint.set_upper(upper + extra);
+        }
+        hint
+    }
+}
+
 /// A request body the client sent that could not be read (bad chunked framing, a length that does not match, a
 /// reset stream): the client's fault, never the upstream's.
 #[derive(Debug, thiserror::Error)]

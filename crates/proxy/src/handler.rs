@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -22,14 +22,15 @@ use crate::body::{ClientBodyError, ClientFault, IdleTimeoutBody};
 use crate::guard::GuardState;
 use crate::metrics::{Metrics, UpstreamLabels, class_index};
 use crate::path::normalize;
+use crate::policy::Outcome;
 use crate::runtime::{ActionRuntime, ForwardRuntime, ListenerKind, ListenerRuntime, RouteRuntime};
 use crate::upstream::{BoxError, UpstreamBody, UpstreamError};
 
 /// The body of responses sent downstream.
 pub type ResponseBody = BoxBody<Bytes, BoxError>;
 
-/// The largest request body copied to a mirror.
-const MIRROR_BODY_LIMIT: u64 = 64 * 1024;
+/// The largest request body kept for replay (retries, mirrors); a larger one is sent once and never retried.
+const REPLAY_BODY_LIMIT: u64 = 64 * 1024;
 
 /// What one downstream connection knows.
 #[derive(Debug)]
@@ -82,12 +83,54 @@ pub(crate) fn reject(version: Version, status: StatusCode, body: &'static str) -
     resp
 }
 
+/// What the request path learned for the access log.
+#[derive(Debug, Default)]
+struct Notes {
+    /// Envoy-style response flags (`-`: none).
+    flags: &'static str,
+    /// The endpoint that answered.
+    upstream: Option<String>,
+    /// Its cluster.
+    cluster: Option<String>,
+}
+
+/// What an access log needs of the request, taken before the request is consumed.
+struct RequestRecord {
+    start: std::time::SystemTime,
+    method: http::Method,
+    path: String,
+    authority: String,
+    version: Version,
+    headers: HeaderMap,
+}
+
+impl RequestRecord {
+    fn of<B>(req: &Request<B>) -> Self {
+        let authority = req
+            .uri()
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .or_else(|| req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned))
+            .unwrap_or_default();
+        RequestRecord {
+            start: std::time::SystemTime::now(),
+            method: req.method().clone(),
+            path: req.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned(),
+            authority,
+            version: req.version(),
+            headers: req.headers().clone(),
+        }
+    }
+}
+
 /// Serves one request.
 pub async fn handle(req: Request<Incoming>, conn: Arc<ConnContext>) -> Result<Response<ResponseBody>, Infallible> {
     let started = Instant::now();
     conn.guard.request_started();
     let listener = conn.listener.load_full();
-    let (mut response, route) = serve(req, &listener, &conn).await;
+    let record = (!listener.access_logs.is_empty()).then(|| RequestRecord::of(&req));
+    let mut notes = Notes { flags: "-", ..Notes::default() };
+    let (mut response, route) = serve(req, &listener, &conn, &mut notes).await;
     conn.guard.request_finished();
     response.headers_mut().insert(header::SERVER, listener.server_header.clone());
     if listener.scheme == "https" {
@@ -98,7 +141,29 @@ pub async fn handle(req: Request<Incoming>, conn: Arc<ConnContext>) -> Result<Re
         Some(r) => r.counters[class].inc(),
         None => listener.unrouted[class].inc(),
     };
-    listener.duration.observe(started.elapsed().as_secs_f64());
+    let elapsed = started.elapsed();
+    listener.duration.observe(elapsed.as_secs_f64());
+    if let Some(record) = record {
+        let entry = crate::accesslog::Entry {
+            start: record.start,
+            method: &record.method,
+            path: &record.path,
+            authority: &record.authority,
+            version: record.version,
+            request_headers: &record.headers,
+            status: response.status(),
+            response_headers: response.headers(),
+            duration: elapsed,
+            upstream_host: notes.upstream.as_deref(),
+            cluster: notes.cluster.as_deref(),
+            route: route.map_or("-", |r| r.label.as_str()),
+            peer: conn.peer,
+            flags: notes.flags,
+        };
+        for log in &listener.access_logs {
+            log.log(&entry);
+        }
+    }
     Ok(response)
 }
 
@@ -167,24 +232,71 @@ async fn serve<'l>(
     req: Request<Incoming>,
     listener: &'l ListenerRuntime,
     conn: &ConnContext,
+    notes: &mut Notes,
 ) -> (Response<ResponseBody>, Option<&'l RouteRuntime>) {
     if let Some((status, why)) = refusal(&req, &listener.settings) {
         return (reject(req.version(), status, why), None);
     }
-    let Some(host) = request_host(&req) else { return (empty(StatusCode::NOT_FOUND), None) };
+    // Faults act on the whole listener, before routing (Kuma's fault filter sits before the router).
+    let mut bandwidth = None;
+    if !listener.faults.is_empty() {
+        let fired = crate::policy::fire(&listener.faults);
+        if let Some(delay) = fired.delay {
+            notes.flags = "DI";
+            tokio::time::sleep(delay).await;
+        }
+        if let Some(status) = fired.abort {
+            notes.flags = "FI";
+            return (text(status, "fault filter abort"), None);
+        }
+        bandwidth = fired.bandwidth;
+    }
+    let (response, route) = route_and_act(req, listener, conn, notes).await;
+    match bandwidth {
+        Some(rate) => {
+            let (parts, body) = response.into_parts();
+            (Response::from_parts(parts, crate::body::ThrottledBody::new(body, rate).boxed()), route)
+        }
+        None => (response, route),
+    }
+}
+
+async fn route_and_act<'l>(
+    req: Request<Incoming>,
+    listener: &'l ListenerRuntime,
+    conn: &ConnContext,
+    notes: &mut Notes,
+) -> (Response<ResponseBody>, Option<&'l RouteRuntime>) {
+    let Some(host) = request_host(&req) else {
+        notes.flags = "NR";
+        return (empty(StatusCode::NOT_FOUND), None);
+    };
     let vhosts = match &listener.kind {
         ListenerKind::Http { vhosts } => Some(vhosts),
         ListenerKind::Https { chains, .. } => chains.find(conn.sni.as_deref()),
         ListenerKind::Tcp { .. } | ListenerKind::Tls { .. } => None,
     };
     // After TLS, Host is matched within the SNI's virtual hosts only (SNI of one listener, Host of another: 404).
-    let Some(vhost) = vhosts.and_then(|v| v.find(Some(&host))) else { return (empty(StatusCode::NOT_FOUND), None) };
+    let Some(vhost) = vhosts.and_then(|v| v.find(Some(&host))) else {
+        notes.flags = "NR";
+        return (empty(StatusCode::NOT_FOUND), None);
+    };
     let uri = req.uri().clone();
     let path = normalize(uri.path());
     let query = uri.query();
     let Some(route) = vhost.routes.iter().find(|r| r.matches(req.method(), &path, query, req.headers())) else {
+        notes.flags = "NR";
         return (empty(StatusCode::NOT_FOUND), None);
     };
+    if let Some(limit) = &route.rate_limit
+        && !limit.bucket.try_take()
+    {
+        limit.limited.inc();
+        notes.flags = "RL";
+        let mut resp = text(limit.status, "local_rate_limited");
+        limit.headers.apply(resp.headers_mut());
+        return (resp, Some(route));
+    }
     let response = match &route.action {
         ActionRuntime::Respond { status, body } => {
             let mut resp = full(StatusCode::from_u16(*status).unwrap_or(StatusCode::NOT_FOUND), body.clone());
@@ -194,7 +306,7 @@ async fn serve<'l>(
         ActionRuntime::Redirect(r) => redirect(r, listener, &host, &path),
         ActionRuntime::Forward(f) => {
             let target = Target { uri: &uri, path: &path, normalized: matches!(path, Cow::Owned(_)) };
-            forward(req, f, listener, conn, target).await
+            forward(req, route, f, listener, conn, target, notes).await
         }
     };
     (response, Some(route))
@@ -355,17 +467,39 @@ impl Target<'_> {
     }
 }
 
+/// How an upstream attempt ended.
+type Attempt = Result<Result<Response<crate::upstream::PooledBody>, UpstreamError>, crate::guard::Elapsed>;
+
+fn outcome(attempt: &Attempt) -> Option<Outcome> {
+    Some(match attempt {
+        Err(_) => Outcome::Timeout,
+        Ok(Err(UpstreamError::Connect { .. })) => Outcome::ConnectFailure,
+        Ok(Err(UpstreamError::Protocol { client: Some(_), .. })) => return None,
+        Ok(Err(UpstreamError::Protocol { .. })) => Outcome::Reset,
+        Ok(Ok(r)) => Outcome::Status(r.status().as_u16()),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn forward(
     mut req: Request<Incoming>,
+    route: &RouteRuntime,
     f: &ForwardRuntime,
     listener: &ListenerRuntime,
     conn: &ConnContext,
     target: Target<'_>,
+    notes: &mut Notes,
 ) -> Response<ResponseBody> {
     let Some(choice) = f.backends.choose() else { return empty(StatusCode::INTERNAL_SERVER_ERROR) };
     let Some(cluster) = choice else { return empty(StatusCode::INTERNAL_SERVER_ERROR) };
-    let Some(endpoint) = cluster.pick() else { return text(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n") };
-    let settings = &listener.settings;
+    let Some(first_endpoint) = cluster.pick() else {
+        notes.flags = "UH";
+        return text(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n");
+    };
+    let logging = !listener.access_logs.is_empty();
+    if logging {
+        notes.cluster = Some(cluster.name.clone());
+    }
     let upgrade = upgrade_protocol(&req);
     let downstream_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
 
@@ -376,91 +510,149 @@ async fn forward(
         .cloned()
         .or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
     let headers = upstream_headers(parts.headers, f, listener, conn);
-    let host = if let Some(h) = &f.host_literal {
-        Some(h.clone())
-    } else if f.host_to_backend {
-        HeaderValue::from_str(endpoint.host()).ok()
-    } else {
-        original_host
+    let host_for = |endpoint: &crate::upstream::EndpointPool| {
+        if let Some(h) = &f.host_literal {
+            Some(h.clone())
+        } else if f.host_to_backend {
+            HeaderValue::from_str(endpoint.host()).ok()
+        } else {
+            original_host.clone()
+        }
     };
     let Some(path_and_query) = target.upstream_path_and_query(f.path_rewrite.as_ref()) else {
         return text(StatusCode::BAD_REQUEST, "the rewritten path is not a valid request target\n");
     };
     if let (Some(protocol), Some(on_upgrade)) = (upgrade, downstream_upgrade) {
         let extended_connect = parts.version >= Version::HTTP_2;
-        return Box::pin(crate::upgrade::relay(
+        if logging {
+            notes.upstream = Some(first_endpoint.authority().to_owned());
+        }
+        return crate::upgrade::relay(
             crate::upgrade::Upgrade {
                 protocol,
                 extended_connect,
                 method: parts.method,
                 path_and_query: path_and_query.as_str().to_owned(),
                 headers,
-                host,
+                host: host_for(first_endpoint),
             },
-            endpoint,
+            first_endpoint,
             on_upgrade,
-            settings.request_timeout,
-        ))
+            route.request_timeout,
+        )
         .await;
     }
 
-    // Mirroring copies the request, so its body must be small and of known length.
+    // A body is kept for replay (retries, a mirror) when it is small and its length known; a longer or streamed
+    // body goes once, and is never retried.
     let body = body.map_err(ClientBodyError);
-    let mut body: UpstreamBody = if body.is_end_stream() {
-        body.map_err(|e| -> BoxError { Box::new(e) }).boxed()
+    let mirror = f.mirror.as_ref().filter(|(_, percentage)| crate::policy::roll(*percentage));
+    let wants_copy = route.retry.is_some() || mirror.is_some();
+    let small = body.is_end_stream() || body.size_hint().exact().is_some_and(|l| l <= REPLAY_BODY_LIMIT);
+    let mut streamed: Option<UpstreamBody> = None;
+    let replay: Option<Bytes> = if wants_copy && small {
+        match Box::pin(body.collect()).await {
+            Ok(collected) => Some(collected.to_bytes()),
+            Err(_) => return reject(parts.version, StatusCode::BAD_REQUEST, "malformed request body\n"),
+        }
     } else {
-        IdleTimeoutBody::new(body, settings.stream_idle_timeout).boxed()
+        streamed = Some(if body.is_end_stream() {
+            body.map_err(|e| -> BoxError { Box::new(e) }).boxed()
+        } else {
+            IdleTimeoutBody::new(body, route.stream_idle_timeout).boxed()
+        });
+        None
     };
-    if let Some((mirror, percentage)) = &f.mirror
-        && rand::random::<f64>() * 100.0 < *percentage
+    if let (Some((mirror, _)), Some(bytes)) = (mirror, &replay)
         && let Some(mirror_endpoint) = mirror.pick()
     {
-        let length = body.size_hint().exact();
-        let small = length.is_some_and(|l| l <= MIRROR_BODY_LIMIT);
-        if small {
-            let bytes = match Box::pin(body.collect()).await {
-                Ok(collected) => collected.to_bytes(),
-                Err(_) => return empty(StatusCode::BAD_REQUEST),
-            };
-            body = Full::new(bytes.clone()).map_err(|never| match never {}).boxed();
-            let shadow_host = host.as_ref().and_then(|h| h.to_str().ok()).map(|h| format!("{h}-shadow"));
-            let mirror_req = upstream_request(
-                &parts.method,
-                path_and_query.clone(),
-                headers.clone(),
-                shadow_host.and_then(|h| HeaderValue::from_str(&h).ok()),
-                mirror_endpoint,
-                Full::new(bytes).map_err(|never| match never {}).boxed(),
-            );
-            if let Ok(mirror_req) = mirror_req {
-                let endpoint = Arc::clone(mirror_endpoint);
-                let timeout = settings.request_timeout;
-                tokio::spawn(async move {
-                    if let Ok(Ok(resp)) = tokio::time::timeout(timeout, endpoint.send(mirror_req)).await {
-                        let _ = resp.into_body().collect().await;
-                    }
-                });
-            }
+        let shadow_host =
+            host_for(first_endpoint).as_ref().and_then(|h| h.to_str().ok()).map(|h| format!("{h}-shadow"));
+        let mirror_req = upstream_request(
+            &parts.method,
+            path_and_query.clone(),
+            headers.clone(),
+            shadow_host.and_then(|h| HeaderValue::from_str(&h).ok()),
+            mirror_endpoint,
+            Full::new(bytes.clone()).map_err(|never| match never {}).boxed(),
+        );
+        if let Ok(mirror_req) = mirror_req {
+            let endpoint = Arc::clone(mirror_endpoint);
+            let timeout = route.request_timeout;
+            tokio::spawn(async move {
+                if let Ok(Ok(resp)) = tokio::time::timeout(timeout, endpoint.send(mirror_req)).await {
+                    let _ = resp.into_body().collect().await;
+                }
+            });
         }
     }
 
-    let upstream_req = match upstream_request(&parts.method, path_and_query, headers, host, endpoint, body) {
-        Ok(r) => r,
-        Err(_) => return empty(StatusCode::BAD_REQUEST),
-    };
     let count_error = |reason: &str| {
         conn.metrics
             .upstream_errors
             .get_or_create(&UpstreamLabels { cluster: cluster.name.clone(), reason: reason.to_owned() })
             .inc();
     };
-    let response = match conn.guard.timeout(settings.request_timeout, endpoint.send(upstream_req)).await {
+    let retry = route.retry.as_ref().filter(|_| replay.is_some());
+    let deadline = tokio::time::Instant::now() + route.request_timeout;
+    let mut endpoint = first_endpoint;
+    let mut retries = 0u32;
+    let mut headers = Some(headers);
+    let attempt: Attempt = loop {
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let per_try = match retry {
+            Some(p) if p.per_try_timeout_ms > 0 => remaining.min(Duration::from_millis(p.per_try_timeout_ms)),
+            _ => remaining,
+        };
+        let last = retry.is_none_or(|p| retries >= p.num_retries);
+        let attempt_headers =
+            if last { headers.take().unwrap_or_default() } else { headers.clone().unwrap_or_default() };
+        let attempt_body = match (&replay, streamed.take()) {
+            (Some(bytes), _) => Full::new(bytes.clone()).map_err(|never| match never {}).boxed(),
+            (None, Some(body)) => body,
+            (None, None) => Empty::new().map_err(|never| match never {}).boxed(),
+        };
+        let upstream_req = match upstream_request(
+            &parts.method,
+            path_and_query.clone(),
+            attempt_headers,
+            host_for(endpoint),
+            endpoint,
+            attempt_body,
+        ) {
+            Ok(r) => r,
+            Err(_) => return empty(StatusCode::BAD_REQUEST),
+        };
+        let result: Attempt = conn.guard.timeout(per_try, endpoint.send(upstream_req)).await;
+        let Some(policy) = retry else { break result };
+        let retry_now = !last
+            && remaining > Duration::ZERO
+            && outcome(&result).is_some_and(|o| crate::policy::retriable(policy, &parts.method, o));
+        if !retry_now {
+            break result;
+        }
+        retries += 1;
+        route.retries.inc();
+        let wait = crate::policy::back_off(policy, retries)
+            .min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+        tokio::time::sleep(wait).await;
+        if tokio::time::Instant::now() >= deadline {
+            break result;
+        }
+        endpoint = cluster.pick().unwrap_or(endpoint);
+    };
+    if logging {
+        notes.upstream = Some(endpoint.authority().to_owned());
+    }
+    let response = match attempt {
         Err(_) => {
             count_error("timeout");
+            notes.flags = "UT";
             return text(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout\n");
         }
         Ok(Err(UpstreamError::Connect { endpoint: e, reason })) => {
             count_error("connect");
+            notes.flags = "UF";
             tracing::debug!(endpoint = %e, %reason, "upstream connect failure");
             return text(StatusCode::SERVICE_UNAVAILABLE, "upstream connect error\n");
         }
@@ -475,6 +667,7 @@ async fn forward(
                 None => {}
             }
             count_error("protocol");
+            notes.flags = "UPE";
             tracing::debug!(endpoint = %e, %reason, "bad upstream response");
             return text(StatusCode::BAD_GATEWAY, "upstream protocol error\n");
         }
@@ -483,7 +676,7 @@ async fn forward(
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     f.response_headers.apply(&mut parts.headers);
-    let body: ResponseBody = IdleTimeoutBody::new(body, settings.stream_idle_timeout).boxed();
+    let body: ResponseBody = IdleTimeoutBody::new(body, route.stream_idle_timeout).boxed();
     Response::from_parts(parts, body)
 }
 

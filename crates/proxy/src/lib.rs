@@ -12,12 +12,14 @@
 //! What it must never do: read resources or files, or decide routing semantics of its own — everything it does is
 //! in the plan. It depends on `plan` only, never on `api` or `compile`.
 
+pub mod accesslog;
 pub mod body;
 pub mod domain;
 pub mod guard;
 pub mod handler;
 pub mod metrics;
 pub mod path;
+pub mod policy;
 pub mod runtime;
 pub mod server;
 pub mod sni;

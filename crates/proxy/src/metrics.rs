@@ -19,6 +19,15 @@ pub struct RequestLabels {
     pub code: String,
 }
 
+/// Labels of per-route metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// Kuma's listener name.
+    pub listener: String,
+    /// The route resource's name.
+    pub route: String,
+}
+
 /// Labels of per-listener metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ListenerLabels {
@@ -52,6 +61,12 @@ pub struct Metrics {
     pub connections: Family<ListenerLabels, Gauge>,
     /// Upstream failures by cluster and reason.
     pub upstream_errors: Family<UpstreamLabels, Counter>,
+    /// Requests refused by a rate limit, by listener and route.
+    pub rate_limited: Family<RouteLabels, Counter>,
+    /// Retries, by listener and route.
+    pub retries: Family<RouteLabels, Counter>,
+    /// Access-log lines dropped because a sink's queue was full.
+    pub access_log_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -75,7 +90,21 @@ impl Default for Metrics {
             "Failed upstream requests, by cluster and reason",
             upstream_errors.clone(),
         );
-        Self { registry, requests, duration, connections, upstream_errors }
+        let rate_limited = Family::<RouteLabels, Counter>::default();
+        let retries = Family::<RouteLabels, Counter>::default();
+        let access_log_dropped = Counter::default();
+        registry.register(
+            "rate_limited",
+            "Requests refused by a rate limit, by listener and route",
+            rate_limited.clone(),
+        );
+        registry.register("retries", "Upstream request retries, by listener and route", retries.clone());
+        registry.register(
+            "access_log_dropped",
+            "Access-log lines dropped because the sink's queue was full",
+            access_log_dropped.clone(),
+        );
+        Self { registry, requests, duration, connections, upstream_errors, rate_limited, retries, access_log_dropped }
     }
 }
 
@@ -91,6 +120,16 @@ impl Metrics {
                 })
                 .clone()
         })
+    }
+
+    /// The rate-limited counter of a route.
+    pub fn rate_limited_counter(&self, listener: &str, route: &str) -> Counter {
+        self.rate_limited.get_or_create(&RouteLabels { listener: listener.to_owned(), route: route.to_owned() }).clone()
+    }
+
+    /// The retry counter of a route.
+    pub fn retries_counter(&self, listener: &str, route: &str) -> Counter {
+        self.retries.get_or_create(&RouteLabels { listener: listener.to_owned(), route: route.to_owned() }).clone()
     }
 
     /// Renders the Prometheus text format.

@@ -11,14 +11,16 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method};
 use meshgate_plan::{
-    Action, Cluster, GatewayPlan, HeaderOps, HostRewrite, Listener, PathMatch, PathRewrite, Protocol, Redirect, Route,
-    TcpProxy, TlsMode, ValueMatch, VirtualHost,
+    Action, Cluster, Fault, GatewayPlan, HeaderOps, HostRewrite, Listener, LogSink, PathMatch, PathRewrite, Protocol,
+    RateLimit, Redirect, RetryPolicy, Route, TcpProxy, TlsMode, ValueMatch, VirtualHost,
 };
 use prometheus_client::metrics::counter::Counter;
 use regex::Regex;
 
+use crate::accesslog::{AccessLogRuntime, Formatter, Sinks};
 use crate::domain::DomainTable;
 use crate::metrics::Metrics;
+use crate::policy::TokenBucket;
 use crate::tls::{SniResolver, certified_key, server_config};
 use crate::upstream::{EndpointPool, PoolKey, Pools, TlsSettings};
 
@@ -216,6 +218,40 @@ pub struct RouteRuntime {
     pub label: String,
     /// Request counters by status class.
     pub counters: [Counter; 5],
+    /// How long the upstream may take to answer, all attempts together (zero: no limit).
+    pub request_timeout: Duration,
+    /// How long a body may stall.
+    pub stream_idle_timeout: Duration,
+    /// Retries.
+    pub retry: Option<RetryPolicy>,
+    /// The request rate limit.
+    pub rate_limit: Option<RateLimitRuntime>,
+    /// Retries made (metric).
+    pub retries: Counter,
+}
+
+/// A rate limit ready to enforce.
+#[derive(Debug)]
+pub struct RateLimitRuntime {
+    /// The bucket (one per route and process).
+    pub bucket: TokenBucket,
+    /// The answer's status.
+    pub status: http::StatusCode,
+    /// The answer's headers.
+    pub headers: HeaderOpsRuntime,
+    /// Limited requests (metric).
+    pub limited: Counter,
+}
+
+impl RateLimitRuntime {
+    fn new(r: &RateLimit, limited: Counter) -> Result<Self, String> {
+        Ok(RateLimitRuntime {
+            bucket: TokenBucket::new(r.num, Duration::from_millis(r.interval_ms)),
+            status: http::StatusCode::from_u16(r.status).unwrap_or(http::StatusCode::TOO_MANY_REQUESTS),
+            headers: header_ops(&r.headers)?,
+            limited,
+        })
+    }
 }
 
 impl RouteRuntime {
@@ -370,8 +406,16 @@ pub struct ListenerRuntime {
     pub unrouted: [Counter; 5],
     /// Request durations on this listener.
     pub duration: prometheus_client::metrics::histogram::Histogram,
-    /// Time limits and other edge settings.
+    /// Time limits and other edge settings (the process's, with this listener's policies applied).
     pub settings: Arc<ProxySettings>,
+    /// Faults injected before routing.
+    pub faults: Vec<Fault>,
+    /// Access logs.
+    pub access_logs: Vec<AccessLogRuntime>,
+    /// New connections allowed per interval.
+    pub connection_rate: Option<TokenBucket>,
+    /// TCP: attempts at connecting upstream.
+    pub max_connect_attempts: u32,
 }
 
 /// Settings of the data plane that do not come from the plan (Kuma's gateway defaults unless changed). This is the
@@ -427,6 +471,8 @@ pub struct GatewayRuntime {
     pub listeners: HashMap<u16, Arc<ListenerRuntime>>,
     /// Pools in use.
     pub pool_keys: HashSet<PoolKey>,
+    /// Access-log sinks in use.
+    pub sinks: HashSet<LogSink>,
 }
 
 fn parse_header_name(name: &str) -> Result<HeaderName, String> {
@@ -464,10 +510,21 @@ fn value_matcher(m: &ValueMatch) -> Result<ValueMatcher, String> {
     })
 }
 
+/// A time limit from a policy, in milliseconds: 0 means none (as in Envoy), kept finite.
+fn limit(ms: u64) -> Duration {
+    if ms == 0 { NO_LIMIT } else { Duration::from_millis(ms) }
+}
+
+/// What "no time limit" is: a year.
+pub const NO_LIMIT: Duration = Duration::from_secs(365 * 24 * 3600);
+
 struct Builder<'a> {
     plan: &'a GatewayPlan,
+    base: &'a Arc<ProxySettings>,
     clusters: HashMap<String, Arc<ClusterRuntime>>,
     metrics: &'a Metrics,
+    sinks: &'a Sinks,
+    sinks_used: HashSet<LogSink>,
     warnings: BuildWarnings,
 }
 
@@ -533,7 +590,47 @@ impl Builder<'_> {
         };
         let label = route.source.label().to_owned();
         let counters = self.metrics.route_counters(&listener.name, &label);
-        Ok(RouteRuntime { path, method, headers, query, action, label, counters })
+        let p = &route.policies;
+        let rate_limit = match &p.rate_limit {
+            Some(r) => Some(RateLimitRuntime::new(r, self.metrics.rate_limited_counter(&listener.name, &label))?),
+            None => None,
+        };
+        Ok(RouteRuntime {
+            path,
+            method,
+            headers,
+            query,
+            action,
+            counters,
+            request_timeout: p.request_timeout_ms.map_or(self.base.request_timeout, limit),
+            stream_idle_timeout: p
+                .stream_idle_timeout_ms
+                .or(listener.policies.stream_idle_timeout_ms)
+                .map_or(self.base.stream_idle_timeout, limit),
+            retry: p.retry.clone(),
+            rate_limit,
+            retries: self.metrics.retries_counter(&listener.name, &label),
+            label,
+        })
+    }
+
+    /// The process's settings with a listener's policies applied.
+    fn listener_settings(&self, listener: &Listener) -> Arc<ProxySettings> {
+        let p = &listener.policies;
+        if p.idle_timeout_ms.is_none() && p.request_headers_timeout_ms.is_none() && p.stream_idle_timeout_ms.is_none() {
+            return Arc::clone(self.base);
+        }
+        let mut s = (**self.base).clone();
+        if let Some(ms) = p.idle_timeout_ms {
+            s.idle_timeout = limit(ms);
+        }
+        if let Some(ms) = p.request_headers_timeout_ms {
+            s.header_timeout = limit(ms);
+        }
+        if let Some(ms) = p.stream_idle_timeout_ms {
+            s.stream_idle_timeout = limit(ms);
+        }
+        Arc::new(s)
     }
 
     fn vhosts(&mut self, listener: &Listener, vhosts: &[VirtualHost]) -> VhostTable {
@@ -594,7 +691,22 @@ impl Builder<'_> {
         }
     }
 
-    fn listener(&mut self, listener: &Listener, settings: &Arc<ProxySettings>) -> Option<ListenerRuntime> {
+    fn access_logs(&mut self, listener: &Listener) -> Vec<AccessLogRuntime> {
+        let mut out = Vec::new();
+        for log in &listener.policies.access_logs {
+            match self.sinks.get(&log.sink, self.metrics.access_log_dropped.clone()) {
+                Ok(sink) => {
+                    self.sinks_used.insert(log.sink.clone());
+                    out.push(AccessLogRuntime { formatter: Formatter::new(&log.format), sink });
+                }
+                Err(e) => self.warnings.push(format!("{}: access log {:?}: {e}", listener.name, log.sink)),
+            }
+        }
+        out
+    }
+
+    fn listener(&mut self, listener: &Listener) -> Option<ListenerRuntime> {
+        let settings = &self.listener_settings(listener);
         let kind = match listener.protocol {
             Protocol::Http => ListenerKind::Http { vhosts: self.vhosts(listener, &listener.virtual_hosts) },
             Protocol::Https => {
@@ -636,6 +748,14 @@ impl Builder<'_> {
                 .get_or_create(&crate::metrics::ListenerLabels { listener: listener.name.clone() })
                 .clone(),
             settings: Arc::clone(settings),
+            faults: listener.policies.faults.clone(),
+            access_logs: self.access_logs(listener),
+            connection_rate: listener
+                .policies
+                .connection_rate
+                .as_ref()
+                .map(|r| TokenBucket::new(r.num, Duration::from_millis(r.interval_ms))),
+            max_connect_attempts: listener.policies.max_connect_attempts.unwrap_or(1).max(1),
         })
     }
 }
@@ -645,8 +765,9 @@ fn cluster_runtime(
     cluster: &Cluster,
     pools: &Pools,
     keys: &mut HashSet<PoolKey>,
-    connect_timeout: Duration,
+    default_connect_timeout: Duration,
 ) -> Result<ClusterRuntime, String> {
+    let connect_timeout = cluster.connect_timeout_ms.map_or(default_connect_timeout, limit);
     let tls = match &cluster.tls {
         Some(t) => Some(TlsSettings::new(t, cluster.protocol)?),
         None => None,
@@ -658,6 +779,7 @@ fn cluster_runtime(
             port: e.port,
             protocol: cluster.protocol,
             tls: tls.as_ref().map_or_else(String::new, |t| t.key().to_owned()),
+            connect_timeout_ms: u64::try_from(connect_timeout.as_millis()).unwrap_or(u64::MAX),
         };
         keys.insert(key.clone());
         endpoints.push(pools.get(key, tls.clone(), connect_timeout));
@@ -669,6 +791,7 @@ fn cluster_runtime(
 pub fn build(
     plan: &GatewayPlan,
     pools: &Pools,
+    sinks: &Sinks,
     metrics: &Metrics,
     settings: &Arc<ProxySettings>,
 ) -> (GatewayRuntime, BuildWarnings) {
@@ -683,14 +806,14 @@ pub fn build(
             Err(e) => warnings.push(format!("cluster {name}: {e}; its routes answer 500")),
         }
     }
-    let mut builder = Builder { plan, clusters, metrics, warnings };
+    let mut builder = Builder { plan, base: settings, clusters, metrics, sinks, sinks_used: HashSet::new(), warnings };
     let mut listeners = HashMap::new();
     for listener in &builder.plan.listeners {
-        if let Some(runtime) = builder.listener(listener, settings) {
+        if let Some(runtime) = builder.listener(listener) {
             listeners.insert(listener.port, Arc::new(runtime));
         }
     }
-    (GatewayRuntime { listeners, pool_keys: keys }, builder.warnings)
+    (GatewayRuntime { listeners, pool_keys: keys, sinks: builder.sinks_used }, builder.warnings)
 }
 
 #[cfg(test)]

@@ -55,6 +55,7 @@ pub struct Proxy {
     settings: Arc<ProxySettings>,
     metrics: Arc<Metrics>,
     pools: Pools,
+    sinks: crate::accesslog::Sinks,
     sweeper: Sweeper,
     listeners: tokio::sync::Mutex<HashMap<SocketAddr, Running>>,
     ready: AtomicBool,
@@ -75,6 +76,7 @@ impl Proxy {
             settings: Arc::new(settings),
             metrics: Arc::new(Metrics::default()),
             pools: Pools::default(),
+            sinks: crate::accesslog::Sinks::default(),
             sweeper: Sweeper::new(),
             listeners: tokio::sync::Mutex::new(HashMap::new()),
             ready: AtomicBool::new(false),
@@ -106,10 +108,12 @@ impl Proxy {
         let mut report = ApplyReport::default();
         let mut desired: HashMap<SocketAddr, Arc<ListenerRuntime>> = HashMap::new();
         let mut pool_keys = HashSet::new();
+        let mut sinks = HashSet::new();
         for plan in plans {
-            let (runtime, warnings) = build(plan, &self.pools, &self.metrics, &self.settings);
+            let (runtime, warnings) = build(plan, &self.pools, &self.sinks, &self.metrics, &self.settings);
             report.warnings.extend(warnings);
             pool_keys.extend(runtime.pool_keys);
+            sinks.extend(runtime.sinks);
             let ip: IpAddr = match plan.address.parse() {
                 Ok(ip) => ip,
                 Err(_) => {
@@ -172,6 +176,7 @@ impl Proxy {
             }
         }
         self.pools.retain(&pool_keys);
+        self.sinks.retain(&sinks);
         self.ready.store(report.errors.is_empty(), Ordering::Release);
         report
     }
@@ -327,7 +332,7 @@ where
         let Some(tcp) = tcp else { return };
         let mut hard_stop = shared.hard_stop.clone();
         tokio::select! {
-            result = crate::tcp::proxy(stream, tcp) => {
+            result = crate::tcp::proxy(stream, tcp, shared.config.load().max_connect_attempts) => {
                 if let Err(e) = result {
                     tracing::debug!(listener = %name, error = %e, "TCP relay ended");
                 }
@@ -489,12 +494,19 @@ async fn accept_loop(
                         continue;
                     }
                 };
-                // Over the port's connection limit: accepted, then closed at once (as Envoy does).
-                let limit = config.load().connection_limit;
+                // Over the port's connection limit or its connection rate (MeshRateLimit `local.tcp`): accepted,
+                // then closed at once (as Envoy does).
+                let current = config.load();
+                let limit = current.connection_limit;
                 if limit > 0 && open.load(Ordering::Acquire) >= limit as usize {
                     drop(stream);
                     continue;
                 }
+                if current.connection_rate.as_ref().is_some_and(|bucket| !bucket.try_take()) {
+                    drop(stream);
+                    continue;
+                }
+                drop(current);
                 let _ = stream.set_nodelay(true);
                 let open = Arc::clone(&open);
                 let gauge = gauge.clone();

@@ -271,6 +271,8 @@ pub struct PoolKey {
     pub protocol: UpstreamProtocol,
     /// TLS settings key (empty: plain TCP).
     pub tls: String,
+    /// How long connecting may take, in milliseconds.
+    pub connect_timeout_ms: u64,
 }
 
 /// Connections to one endpoint.

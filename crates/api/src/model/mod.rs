@@ -9,6 +9,7 @@ pub mod gateway_route;
 pub mod mesh;
 pub mod meshhttproute;
 pub mod meshtcproute;
+pub mod policy;
 pub mod secret;
 pub mod targetref;
 pub mod wkt;

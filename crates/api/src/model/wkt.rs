@@ -134,3 +134,91 @@ mod go_duration_tests {
         }
     }
 }
+
+/// A Kubernetes `metav1.Duration` as Kuma's targetRef policies write it (`"10s"`, `"1m30s"`, `"-1s"`); kept as
+/// written so that a policy serialises back unchanged, and negative values are kept so that validation can name them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct GoDuration {
+    text: String,
+    duration: Duration,
+    negative: bool,
+}
+
+impl GoDuration {
+    /// Parses a Go duration, with an optional leading `-`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let (negative, magnitude) = match s.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, s),
+        };
+        let duration = parse_go_duration(magnitude)
+            .map_err(|_| format!("invalid duration \"{s}\": expected e.g. \"10s\", \"1m30s\" or \"250ms\""))?;
+        Ok(GoDuration { text: s.to_owned(), duration, negative: negative && !duration.is_zero() })
+    }
+
+    /// The duration (zero when negative).
+    pub fn get(&self) -> Duration {
+        if self.negative { Duration::ZERO } else { self.duration }
+    }
+
+    /// Whether it is below zero.
+    pub fn is_negative(&self) -> bool {
+        self.negative
+    }
+
+    /// Whether it is zero (or below).
+    pub fn is_zero_or_negative(&self) -> bool {
+        self.negative || self.duration.is_zero()
+    }
+}
+
+impl From<Duration> for GoDuration {
+    fn from(d: Duration) -> Self {
+        let ms = d.as_millis();
+        let text = if ms % 1000 == 0 { format!("{}s", ms / 1000) } else { format!("{ms}ms") };
+        GoDuration { text, duration: d, negative: false }
+    }
+}
+
+impl fmt::Debug for GoDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl fmt::Display for GoDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl Serialize for GoDuration {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for GoDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        GoDuration::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod k8s_duration_tests {
+    use super::*;
+
+    #[test]
+    fn k8s_durations_keep_their_text_and_sign() {
+        let d = GoDuration::parse("1m30s").unwrap();
+        assert_eq!(d.get(), Duration::from_secs(90));
+        assert_eq!(serde_json::to_value(&d).unwrap(), serde_json::json!("1m30s"));
+        let n = GoDuration::parse("-1s").unwrap();
+        assert!(n.is_negative() && n.is_zero_or_negative());
+        assert_eq!(n.get(), Duration::ZERO);
+        assert!(GoDuration::parse("0").unwrap().is_zero_or_negative());
+        assert!(GoDuration::parse("1x").is_err());
+        assert_eq!(GoDuration::from(Duration::from_millis(500)).to_string(), "500ms");
+    }
+}

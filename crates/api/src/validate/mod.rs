@@ -14,6 +14,7 @@ mod mesh;
 mod meshhttproute;
 mod meshtcproute;
 mod meta;
+pub mod policy;
 pub(crate) mod tags;
 mod targetref;
 
@@ -103,6 +104,7 @@ pub fn validate_spec(spec: &Spec) -> Vec<Violation> {
             ));
             e
         }
+        Spec::Policy(p) => policy::validate(p),
         Spec::MeshGatewayConfig(_) | Spec::Opaque(..) => Errors::default(),
     };
     errs.list

@@ -3362,3 +3362,687 @@ fn extra_certificate_checks() {
     ];
     run("extra: certificates and references", &cases, extra_with_references);
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// targetRef policies: MeshTimeout, MeshRetry, MeshRateLimit, MeshFaultInjection, MeshAccessLog (paths rooted at
+// `spec.`)
+// ---------------------------------------------------------------------------------------------------------------
+
+#[test]
+fn policies() {
+    let cases = [
+        // MeshTimeout
+        case(
+            "MeshTimeout rules on a gateway are valid",
+            r#"
+            type: MeshTimeout
+            name: edge-timeouts
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: edge-gateway}
+              rules:
+              - default:
+                  idleTimeout: 10m
+                  http: {requestHeadersTimeout: 2s, streamIdleTimeout: 30s}
+            "#,
+            &[],
+        ),
+        case(
+            "MeshTimeout to on a gateway is valid",
+            r#"
+            type: MeshTimeout
+            name: edge-timeouts-to
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: edge-gateway}
+              to:
+              - targetRef: {kind: Mesh}
+                default:
+                  connectionTimeout: 2s
+                  http: {requestTimeout: 10s}
+            "#,
+            &[],
+        ),
+        case(
+            "MeshTimeout default for gateways is valid",
+            r#"
+            type: MeshTimeout
+            name: mesh-gateways-timeout-all-default
+            mesh: default
+            spec:
+              targetRef: {kind: Mesh, proxyTypes: [Gateway]}
+              from:
+              - targetRef: {kind: Mesh}
+                default:
+                  idleTimeout: 5m
+                  http: {streamIdleTimeout: 5s, requestHeadersTimeout: 500ms}
+              to:
+              - targetRef: {kind: Mesh}
+                default:
+                  idleTimeout: 1h
+                  http: {streamIdleTimeout: 5s}
+            "#,
+            &[],
+        ),
+        case(
+            "MeshTimeout without from, to or rules",
+            r#"
+            type: MeshTimeout
+            name: t
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: gw}
+            "#,
+            &["spec: at least one of 'from', 'to' or 'rules' has to be defined"],
+        ),
+        case(
+            "MeshTimeout rules together with to",
+            r#"
+            type: MeshTimeout
+            name: t
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: gw}
+              rules:
+              - default: {idleTimeout: 10s}
+              to:
+              - targetRef: {kind: Mesh}
+                default: {idleTimeout: 10s}
+            "#,
+            &["spec: fields 'to' and 'from' must be empty when 'rules' is defined"],
+        ),
+        case(
+            "MeshTimeout from under a gateway",
+            r#"
+            type: MeshTimeout
+            name: t
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: gw}
+              from:
+              - targetRef: {kind: Mesh}
+                default: {idleTimeout: 10s}
+            "#,
+            &["spec.from: must not be defined"],
+        ),
+        case(
+            "MeshTimeout to a MeshService under a gateway",
+            r#"
+            type: MeshTimeout
+            name: t
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: gw}
+              to:
+              - targetRef: {kind: MeshService, name: web}
+                default: {idleTimeout: 10s}
+            "#,
+            &["spec.to[0].targetRef.kind: value 'MeshService' is not supported"],
+        ),
+        case(
+            "MeshTimeout empty default",
+            r#"
+            type: MeshTimeout
+            name: t
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: gw}
+              to:
+              - targetRef: {kind: Mesh}
+                default: {}
+            "#,
+            &["spec.to[0].default: at least one timeout should be configured"],
+        ),
+        case(
+            "MeshTimeout empty http section",
+            r#"
+            type: MeshTimeout
+            name: t
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: gw}
+              to:
+              - targetRef: {kind: Mesh}
+                default: {http: {}}
+            "#,
+            &["spec.to[0].default.http: at least one timeout in this section should be configured"],
+        ),
+        case(
+            "MeshTimeout negative durations",
+            r#"
+            type: MeshTimeout
+            name: t
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: gw}
+              to:
+              - targetRef: {kind: Mesh}
+                default:
+                  idleTimeout: -1s
+                  http:
+                    requestTimeout: -1s
+                    streamIdleTimeout: -1s
+                    maxStreamDuration: -1s
+                    maxConnectionDuration: -1s
+                    requestHeadersTimeout: -1s
+            "#,
+            &[
+                "spec.to[0].default.idleTimeout: must not be negative when defined",
+                "spec.to[0].default.http.requestTimeout: must not be negative when defined",
+                "spec.to[0].default.http.streamIdleTimeout: must not be negative when defined",
+                "spec.to[0].default.http.maxStreamDuration: must not be negative when defined",
+                "spec.to[0].default.http.maxConnectionDuration: must not be negative when defined",
+                "spec.to[0].default.http.requestHeadersTimeout: must not be negative when defined",
+            ],
+        ),
+        case(
+            "MeshTimeout zero connectionTimeout",
+            r#"
+            type: MeshTimeout
+            name: t
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: gw}
+              to:
+              - targetRef: {kind: Mesh}
+                default: {connectionTimeout: 0s}
+            "#,
+            &["spec.to[0].default.connectionTimeout: must be greater than zero when defined"],
+        ),
+        case(
+            "MeshTimeout on a MeshHTTPRoute with connection-level timeouts",
+            r#"
+            type: MeshTimeout
+            name: t
+            mesh: default
+            spec:
+              targetRef: {kind: MeshHTTPRoute, name: route-1}
+              to:
+              - targetRef: {kind: Mesh}
+                default:
+                  connectionTimeout: 1s
+                  idleTimeout: 1s
+                  http: {requestTimeout: 1s, maxStreamDuration: 1s, maxConnectionDuration: 1s}
+            "#,
+            &[
+                "spec.to[0].default.connectionTimeout: can't be specified when top-level TargetRef is referencing MeshHTTPRoute",
+                "spec.to[0].default.idleTimeout: can't be specified when top-level TargetRef is referencing MeshHTTPRoute",
+                "spec.to[0].default.http.maxStreamDuration: can't be specified when top-level TargetRef is referencing MeshHTTPRoute",
+                "spec.to[0].default.http.maxConnectionDuration: can't be specified when top-level TargetRef is referencing MeshHTTPRoute",
+            ],
+        ),
+        case(
+            "MeshTimeout on a MeshHTTPRoute with request timeouts is valid",
+            r#"
+            type: MeshTimeout
+            name: t
+            mesh: default
+            spec:
+              targetRef: {kind: MeshHTTPRoute, name: route-1}
+              to:
+              - targetRef: {kind: Mesh}
+                default:
+                  http: {requestTimeout: 5s, streamIdleTimeout: 1s}
+            "#,
+            &[],
+        ),
+        // MeshRetry
+        case(
+            "MeshRetry on a gateway is valid",
+            r#"
+            type: MeshRetry
+            name: edge-retry
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: edge-gateway}
+              to:
+              - targetRef: {kind: Mesh}
+                default:
+                  http: {numRetries: 3, perTryTimeout: 2s, retryOn: ["5xx", "429"], backOff: {baseInterval: 50ms, maxInterval: 1s}}
+            "#,
+            &[],
+        ),
+        case(
+            "MeshRetry default for the mesh is valid",
+            r#"
+            type: MeshRetry
+            name: mesh-retry-all-default
+            mesh: default
+            spec:
+              targetRef: {kind: Mesh}
+              to:
+              - targetRef: {kind: Mesh}
+                default:
+                  tcp: {maxConnectAttempt: 5}
+                  http: {numRetries: 5, perTryTimeout: 16s, backOff: {baseInterval: 25ms, maxInterval: 250ms}}
+                  grpc: {numRetries: 5, perTryTimeout: 16s, backOff: {baseInterval: 25ms, maxInterval: 250ms}}
+            "#,
+            &[],
+        ),
+        case(
+            "MeshRetry without to",
+            r#"
+            type: MeshRetry
+            name: r
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: gw}
+            "#,
+            &["spec.to: needs at least one item"],
+        ),
+        case(
+            "MeshRetry to a MeshService under a gateway",
+            r#"
+            type: MeshRetry
+            name: r
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: gw}
+              to:
+              - targetRef: {kind: MeshService, name: web}
+                default: {http: {numRetries: 1}}
+            "#,
+            &["spec.to[0].targetRef.kind: value 'MeshService' is not supported"],
+        ),
+        case(
+            "MeshRetry empty default",
+            r#"
+            type: MeshRetry
+            name: r
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: gw}
+              to:
+              - targetRef: {kind: Mesh}
+                default: {}
+            "#,
+            &["spec.to[0].default.conf: at least one of the 'tcp', 'http', 'grpc' must be specified"],
+        ),
+        case(
+            "MeshRetry empty tcp section",
+            r#"
+            type: MeshRetry
+            name: r
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: gw}
+              to:
+              - targetRef: {kind: Mesh}
+                default: {tcp: {}}
+            "#,
+            &["spec.to[0].default.conf.tcp: must not be empty"],
+        ),
+        case(
+            "MeshRetry unknown retryOn item",
+            r#"
+            type: MeshRetry
+            name: r
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: gw}
+              to:
+              - targetRef: {kind: Mesh}
+                default: {http: {retryOn: ["503", "Foo"]}}
+            "#,
+            &["spec.to[0].default.conf.http.retryOn[1]: unknown item 'Foo'"],
+        ),
+        case(
+            "MeshRetry empty backOff",
+            r#"
+            type: MeshRetry
+            name: r
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: gw}
+              to:
+              - targetRef: {kind: Mesh}
+                default: {http: {numRetries: 1, backOff: {}}}
+            "#,
+            &["spec.to[0].default.conf.http.backOff: must not be empty"],
+        ),
+        case(
+            "MeshRetry rateLimitedBackOff without resetHeaders",
+            r#"
+            type: MeshRetry
+            name: r
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: gw}
+              to:
+              - targetRef: {kind: Mesh}
+                default: {http: {rateLimitedBackOff: {maxInterval: 10s}}}
+            "#,
+            &["spec.to[0].default.conf.http.rateLimitedBackOff.resetHeaders: must be defined"],
+        ),
+        case(
+            "MeshRetry unknown gRPC retryOn item",
+            r#"
+            type: MeshRetry
+            name: r
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: gw}
+              to:
+              - targetRef: {kind: Mesh}
+                default: {grpc: {retryOn: ["Unavailable", "5xx"]}}
+            "#,
+            &["spec.to[0].default.conf.grpc.retryOn[1]: unknown item '5xx'"],
+        ),
+        // MeshRateLimit
+        case(
+            "MeshRateLimit on a gateway is valid",
+            r#"
+            type: MeshRateLimit
+            name: edge-rl
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: edge-gateway}
+              to:
+              - targetRef: {kind: Mesh}
+                default:
+                  local:
+                    http:
+                      requestRate: {num: 100, interval: 1s}
+                      onRateLimit: {status: 429, headers: {add: [{name: x-kuma-rate-limited, value: "true"}]}}
+            "#,
+            &[],
+        ),
+        case(
+            "MeshRateLimit without local",
+            r#"
+            type: MeshRateLimit
+            name: rl
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: gw}
+              to:
+              - targetRef: {kind: Mesh}
+                default: {}
+            "#,
+            &["spec.to[0].default.local: must be defined"],
+        ),
+        case(
+            "MeshRateLimit empty local",
+            r#"
+            type: MeshRateLimit
+            name: rl
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: gw}
+              to:
+              - targetRef: {kind: Mesh}
+                default: {local: {}}
+            "#,
+            &["spec.to[0].default.local: must have at least one defined: tcp, http"],
+        ),
+        case(
+            "MeshRateLimit empty http",
+            r#"
+            type: MeshRateLimit
+            name: rl
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: gw}
+              to:
+              - targetRef: {kind: Mesh}
+                default: {local: {http: {}}}
+            "#,
+            &["spec.to[0].default.local.http: must have at least one defined: disabled, requestRate, onRateLimit"],
+        ),
+        case(
+            "MeshRateLimit zero num",
+            r#"
+            type: MeshRateLimit
+            name: rl
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: gw}
+              to:
+              - targetRef: {kind: Mesh}
+                default: {local: {http: {requestRate: {num: 0, interval: 1s}}}}
+            "#,
+            &["spec.to[0].default.local.http.requestRate.num: must be greater than 0"],
+        ),
+        case(
+            "MeshRateLimit interval of 50ms",
+            r#"
+            type: MeshRateLimit
+            name: rl
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: gw}
+              to:
+              - targetRef: {kind: Mesh}
+                default: {local: {http: {requestRate: {num: 10, interval: 50ms}}}}
+            "#,
+            &["spec.to[0].default.local.http.requestRate.interval: must be greater than: 50ms"],
+        ),
+        case(
+            "MeshRateLimit zero status",
+            r#"
+            type: MeshRateLimit
+            name: rl
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: gw}
+              to:
+              - targetRef: {kind: Mesh}
+                default: {local: {http: {onRateLimit: {status: 0}}}}
+            "#,
+            &["spec.to[0].default.local.http.onRateLimit.status: must be greater than 0"],
+        ),
+        case(
+            "MeshRateLimit from under a gateway",
+            r#"
+            type: MeshRateLimit
+            name: rl
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: gw}
+              from:
+              - targetRef: {kind: Mesh}
+                default: {local: {http: {requestRate: {num: 10, interval: 1s}}}}
+            "#,
+            &[
+                "spec.from: must not be defined when the scope includes a Gateway, select only proxyType Sidecar or select only gateways and use spec.to",
+            ],
+        ),
+        case(
+            "MeshRateLimit to under a MeshService",
+            r#"
+            type: MeshRateLimit
+            name: rl
+            mesh: default
+            spec:
+              targetRef: {kind: MeshService, name: web}
+              to:
+              - targetRef: {kind: Mesh}
+                default: {local: {http: {requestRate: {num: 10, interval: 1s}}}}
+            "#,
+            &["spec.to: must not be defined"],
+        ),
+        // MeshFaultInjection
+        case(
+            "MeshFaultInjection on a gateway is valid",
+            r#"
+            type: MeshFaultInjection
+            name: edge-faults
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: edge-gateway}
+              to:
+              - targetRef: {kind: Mesh}
+                default:
+                  http:
+                  - abort: {httpStatus: 503, percentage: "10.5"}
+                  - delay: {value: 2s, percentage: 50}
+                  - responseBandwidth: {limit: "5 Mbps", percentage: 100}
+            "#,
+            &[],
+        ),
+        case(
+            "MeshFaultInjection abort status out of range",
+            r#"
+            type: MeshFaultInjection
+            name: fi
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: gw}
+              to:
+              - targetRef: {kind: Mesh}
+                default: {http: [{abort: {httpStatus: 99, percentage: 100}}]}
+            "#,
+            &["spec.to[0].default.http.abort[0].httpStatus: must be in inclusive range [100, 599]"],
+        ),
+        case(
+            "MeshFaultInjection percentage that is not a number",
+            r#"
+            type: MeshFaultInjection
+            name: fi
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: gw}
+              to:
+              - targetRef: {kind: Mesh}
+                default: {http: [{abort: {httpStatus: 503, percentage: "abc"}}]}
+            "#,
+            &["spec.to[0].default.http.abort[0].percentage: string must be a valid number"],
+        ),
+        case(
+            "MeshFaultInjection percentage above 100",
+            r#"
+            type: MeshFaultInjection
+            name: fi
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: gw}
+              to:
+              - targetRef: {kind: Mesh}
+                default: {http: [{abort: {httpStatus: 503, percentage: 101}}]}
+            "#,
+            &["spec.to[0].default.http.abort[0].percentage: must be in inclusive range [0.0, 100.0]"],
+        ),
+        case(
+            "MeshFaultInjection missing percentage",
+            r#"
+            type: MeshFaultInjection
+            name: fi
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: gw}
+              to:
+              - targetRef: {kind: Mesh}
+                default: {http: [{abort: {httpStatus: 503}}]}
+            "#,
+            &["spec.to[0].default.http.abort[0].percentage: must be defined"],
+        ),
+        case(
+            "MeshFaultInjection delay without value (indexed by the fault's position)",
+            r#"
+            type: MeshFaultInjection
+            name: fi
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: gw}
+              to:
+              - targetRef: {kind: Mesh}
+                default:
+                  http:
+                  - abort: {httpStatus: 503, percentage: 10}
+                  - delay: {percentage: 50}
+            "#,
+            &["spec.to[0].default.http.delay[1].value: must be defined"],
+        ),
+        case(
+            "MeshFaultInjection bandwidth without a bps unit",
+            r#"
+            type: MeshFaultInjection
+            name: fi
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: gw}
+              to:
+              - targetRef: {kind: Mesh}
+                default: {http: [{responseBandwidth: {limit: 10kb, percentage: 10}}]}
+            "#,
+            &["spec.to[0].default.http.responseBandwidth[0].responseBandwidth: must be in kbps/Mbps/Gbps units"],
+        ),
+        case(
+            "MeshFaultInjection from under a gateway",
+            r#"
+            type: MeshFaultInjection
+            name: fi
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: gw}
+              from:
+              - targetRef: {kind: Mesh}
+                default: {http: [{abort: {httpStatus: 503, percentage: 10}}]}
+            "#,
+            &["spec.from: must not be defined"],
+        ),
+        case(
+            "MeshFaultInjection to under a MeshService",
+            r#"
+            type: MeshFaultInjection
+            name: fi
+            mesh: default
+            spec:
+              targetRef: {kind: MeshService, name: web}
+              to:
+              - targetRef: {kind: Mesh}
+                default: {http: [{abort: {httpStatus: 503, percentage: 10}}]}
+            "#,
+            &["spec.to: must not be defined"],
+        ),
+        // MeshAccessLog
+        case(
+            "MeshAccessLog on a gateway is valid",
+            r#"
+            type: MeshAccessLog
+            name: edge-logs
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: edge-gateway}
+              to:
+              - targetRef: {kind: Mesh}
+                default:
+                  backends:
+                  - type: File
+                    file:
+                      path: /dev/stdout
+                      format: {type: Json, json: [{key: status, value: "%RESPONSE_CODE%"}, {key: mesh, value: "%KUMA_MESH%"}]}
+                  - type: OpenTelemetry
+                    openTelemetry: {endpoint: "otel-collector:4317", attributes: [{key: zone, value: "%KUMA_ZONE%"}]}
+            "#,
+            &[],
+        ),
+        case(
+            "MeshAccessLog without from, to or rules",
+            r#"
+            type: MeshAccessLog
+            name: al
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: gw}
+            "#,
+            &["spec: at least one of 'from', 'to' or 'rules' has to be defined"],
+        ),
+        case(
+            "MeshAccessLog to a MeshService under a gateway",
+            r#"
+            type: MeshAccessLog
+            name: al
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: gw}
+              to:
+              - targetRef: {kind: MeshService, name: web}
+                default:
+                  backends: [{type: File, file: {path: /dev/stdout}}]
+            "#,
+            &["spec.to[0].targetRef.kind: value 'MeshService' is not supported"],
+        ),
+    ];
+    run("targetRef policies", &cases, kuma);
+}

@@ -101,9 +101,14 @@ fn log_problems(problems: &[meshgate_api::load::Problem], previous_kept: bool) {
     }
 }
 
-async fn apply(state: &ConfigState, proxy: &Proxy, admin: &AdminState) -> Vec<String> {
+async fn apply(
+    state: &ConfigState,
+    options: &meshgate_compile::Options,
+    proxy: &Proxy,
+    admin: &AdminState,
+) -> Vec<String> {
     let resources = state.resources();
-    let plan = meshgate_compile::compile(&resources, &state.files);
+    let plan = meshgate_compile::compile_with(&resources, &state.files, options);
     for gw in &plan.gateways {
         for d in &gw.diagnostics {
             tracing::warn!(gateway = %gw.dataplane.name, "{}: {}", d.subject, d.message);
@@ -140,6 +145,16 @@ async fn serve(args: RunArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::FAILURE);
     }
+    // The edge timeouts on the command line are the values of each mesh's initial gateway timeout policy (Kuma's
+    // `mesh-gateways-timeout-all-<mesh>`), which MeshTimeout policies override per listener and route.
+    let options = meshgate_compile::Options {
+        initial_timeouts: meshgate_compile::policies::InitialTimeouts {
+            idle: Duration::from_secs(args.idle_timeout.max(1)),
+            request_headers: Duration::from_millis(args.header_timeout.max(1)),
+            stream_idle: Duration::from_millis(args.stream_idle_timeout.max(1)),
+            ..meshgate_compile::policies::InitialTimeouts::default()
+        },
+    };
     let proxy = Arc::new(Proxy::new(
         ProxySettings {
             server_name: args.server_name.clone(),
@@ -163,7 +178,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<ExitCode> {
     tokio::spawn(admin::serve(admin_listener, Arc::clone(&admin_state)));
     tracing::info!(%admin_addr, "admin listening");
 
-    let errors = apply(&state, &proxy, &admin_state).await;
+    let errors = apply(&state, &options, &proxy, &admin_state).await;
     if !errors.is_empty() {
         eprintln!("Error: {}", errors.join("; "));
         proxy.shutdown().await;
@@ -188,7 +203,7 @@ async fn serve(args: RunArgs) -> anyhow::Result<ExitCode> {
                 let outcome = state.reload(&args.config);
                 log_problems(&outcome.problems, true);
                 if outcome.changed {
-                    let errors = apply(&state, &proxy, &admin_state).await;
+                    let errors = apply(&state, &options, &proxy, &admin_state).await;
                     if errors.is_empty() {
                         tracing::info!(resources = state.len(), "configuration applied");
                     }

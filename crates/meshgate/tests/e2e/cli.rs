@@ -315,15 +315,30 @@ fn validate_checks_listener_secrets() {
 fn validate_reads_standard_input_and_notes_uninterpreted_kinds() {
     let out = meshgate_stdin(
         &["validate", "-"],
-        b"type: MeshTimeout\nname: t\nmesh: default\nspec: {targetRef: {kind: Mesh}}\n",
+        b"type: MeshCircuitBreaker\nname: t\nmesh: default\nspec: {targetRef: {kind: Mesh}}\n---\ntype: FaultInjection\nname: f\nmesh: default\nsources: [{match: {kuma.io/service: '*'}}]\ndestinations: [{match: {kuma.io/service: '*'}}]\nconf: {abort: {httpStatus: 500, percentage: 50}}\n",
     );
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let err = stderr(&out);
     assert!(
-        stderr(&out).contains(
-            "<stdin>:1:1: note: MeshTimeout t: accepted, but meshgate does not apply MeshTimeout resources yet"
+        err.contains(
+            "<stdin>:1:1: note: MeshCircuitBreaker t: accepted, but meshgate does not apply MeshCircuitBreaker resources yet"
         ),
+        "{err}"
+    );
+    assert!(
+        err.contains("<stdin>:6:1: note: FaultInjection f: accepted; as in Kuma, legacy FaultInjection is not applied to builtin gateways (use MeshFaultInjection)"),
+        "{err}"
+    );
+    let out = meshgate_stdin(
+        &["validate", "-"],
+        b"type: MeshTimeout\nname: t\nmesh: default\nspec: {targetRef: {kind: Mesh}}\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out)
+            .contains("<stdin>:4:7: MeshTimeout t: spec: at least one of 'from', 'to' or 'rules' has to be defined"),
         "{}",
-        stderr(&out)
+        stdout(&out)
     );
     let out = meshgate_stdin(&["validate", "-"], b"type: MeshGateway\nname: g\n");
     assert_eq!(out.status.code(), Some(1));

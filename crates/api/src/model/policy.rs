@@ -1,0 +1,525 @@
+//! The targetRef policies that shape a gateway (Kuma `meshtimeout`, `meshretry`, `meshratelimit`,
+//! `meshfaultinjection`, `meshaccesslog` `v1alpha1`): one envelope — `targetRef`, `to`, `from`, `rules` — around a
+//! per-kind `default` conf.
+//!
+//! Every optional field is an `Option` (lists too), so that a conf serialised to JSON holds only what its author
+//! wrote: the compiler merges confs with a JSON merge patch, where an absent field keeps the earlier value and a
+//! written one (even an empty list) replaces it.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::targetref::{IntOrString, TargetRef};
+use super::wkt::GoDuration;
+
+/// A targetRef policy with conf type `C`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase", bound(deserialize = "C: DeserializeOwned + Default"))]
+pub struct Policy<C> {
+    /// What the policy applies to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_ref: Option<TargetRef>,
+    /// Confs for outgoing traffic, by destination.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub to: Vec<PolicyItem<C>>,
+    /// Confs for incoming traffic, by source.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub from: Vec<PolicyItem<C>>,
+    /// Confs for incoming traffic (the newer form of `from`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<PolicyRule<C>>,
+}
+
+/// A `to` or `from` item.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase", bound(deserialize = "C: DeserializeOwned + Default"))]
+pub struct PolicyItem<C> {
+    /// The destination (`to`) or source (`from`).
+    pub target_ref: TargetRef,
+    /// The conf.
+    pub default: C,
+}
+
+/// A `rules` item.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase", bound(deserialize = "C: DeserializeOwned + Default"))]
+pub struct PolicyRule<C> {
+    /// The conf.
+    pub default: C,
+}
+
+/// `MeshTimeout` conf.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct TimeoutConf {
+    /// How long an upstream connection may take.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection_timeout: Option<GoDuration>,
+    /// How long a connection with nothing in flight is kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<GoDuration>,
+    /// HTTP timeouts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<TimeoutHttp>,
+}
+
+/// `MeshTimeout` `http`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct TimeoutHttp {
+    /// How long a whole request (to its response head) may take.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_timeout: Option<GoDuration>,
+    /// How long a stream may stay without data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_idle_timeout: Option<GoDuration>,
+    /// The longest a stream may last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_stream_duration: Option<GoDuration>,
+    /// The longest a connection may last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connection_duration: Option<GoDuration>,
+    /// How long request headers may take.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_headers_timeout: Option<GoDuration>,
+}
+
+/// `MeshRetry` conf.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct RetryConf {
+    /// TCP retries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<RetryTcp>,
+    /// HTTP retries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<RetryHttp>,
+    /// gRPC retries (never used on a gateway).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc: Option<RetryGrpc>,
+}
+
+/// `MeshRetry` `tcp`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct RetryTcp {
+    /// Connection attempts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connect_attempt: Option<u32>,
+}
+
+/// `MeshRetry` `http`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct RetryHttp {
+    /// Retries after the first attempt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub num_retries: Option<u32>,
+    /// The time limit of each attempt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_try_timeout: Option<GoDuration>,
+    /// Waiting between attempts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub back_off: Option<BackOff>,
+    /// Waiting as the upstream asks (Retry-After and the like).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limited_back_off: Option<RateLimitedBackOff>,
+    /// Conditions (`5xx`, `GatewayError`, `ConnectFailure`, status codes, `HttpMethodGET`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_on: Option<Vec<String>>,
+    /// Response headers that make a response retriable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retriable_response_headers: Option<Vec<serde_json::Value>>,
+    /// Request headers a request needs to be retried.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retriable_request_headers: Option<Vec<serde_json::Value>>,
+    /// Host selection predicates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_selection: Option<Vec<HostSelection>>,
+    /// Attempts at selecting a host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_selection_max_attempts: Option<i64>,
+}
+
+/// `MeshRetry` `grpc`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct RetryGrpc {
+    /// Retries after the first attempt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub num_retries: Option<u32>,
+    /// The time limit of each attempt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_try_timeout: Option<GoDuration>,
+    /// Waiting between attempts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub back_off: Option<BackOff>,
+    /// Waiting as the upstream asks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limited_back_off: Option<RateLimitedBackOff>,
+    /// Conditions (`Canceled`, `DeadlineExceeded`, `Internal`, `ResourceExhausted`, `Unavailable`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_on: Option<Vec<String>>,
+}
+
+/// Exponential back-off.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct BackOff {
+    /// The first wait.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_interval: Option<GoDuration>,
+    /// The longest wait.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_interval: Option<GoDuration>,
+}
+
+/// Back-off from response headers.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct RateLimitedBackOff {
+    /// Headers that say how long to wait.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reset_headers: Option<Vec<ResetHeader>>,
+    /// The longest wait.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_interval: Option<GoDuration>,
+}
+
+/// A reset header.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ResetHeader {
+    /// Header name.
+    pub name: String,
+    /// `Seconds` or `UnixTimestamp`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub format: String,
+}
+
+/// A host selection predicate.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct HostSelection {
+    /// `OmitPreviousHosts`, `OmitHostsWithTags` or `OmitPreviousPriorities`.
+    pub predicate: String,
+    /// Tags (OmitHostsWithTags).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<std::collections::BTreeMap<String, String>>,
+    /// Update frequency (OmitPreviousPriorities).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub update_frequency: Option<i64>,
+}
+
+/// `MeshRateLimit` conf.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct RateLimitConf {
+    /// Limits enforced by each proxy on its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local: Option<LocalRateLimit>,
+}
+
+/// `MeshRateLimit` `local`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct LocalRateLimit {
+    /// Request rate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<LocalHttpRateLimit>,
+    /// Connection rate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<LocalTcpRateLimit>,
+}
+
+/// `MeshRateLimit` `local.http`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct LocalHttpRateLimit {
+    /// Turns the limit off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<bool>,
+    /// How many requests per interval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_rate: Option<Rate>,
+    /// The answer to a limited request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_rate_limit: Option<OnRateLimit>,
+}
+
+/// `MeshRateLimit` `local.tcp`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct LocalTcpRateLimit {
+    /// Turns the limit off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<bool>,
+    /// How many connections per interval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection_rate: Option<Rate>,
+}
+
+/// A rate: `num` per `interval`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rate {
+    /// How many.
+    #[serde(default)]
+    pub num: u32,
+    /// Per how long.
+    pub interval: Option<GoDuration>,
+}
+
+/// The answer to a rate-limited request.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct OnRateLimit {
+    /// Status (default 429).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u32>,
+    /// Headers added to the answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub headers: Option<HeaderChanges>,
+}
+
+/// Headers to set and add.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct HeaderChanges {
+    /// Replace (or create).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub set: Option<Vec<NameValue>>,
+    /// Append.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub add: Option<Vec<NameValue>>,
+}
+
+/// A header.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct NameValue {
+    /// Name.
+    pub name: String,
+    /// Value.
+    pub value: String,
+}
+
+/// `MeshFaultInjection` conf.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct FaultInjectionConf {
+    /// HTTP faults, each applied independently.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<Vec<HttpFault>>,
+}
+
+/// One HTTP fault.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct HttpFault {
+    /// Answer with a status instead of proxying.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub abort: Option<Abort>,
+    /// Wait before proxying.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delay: Option<Delay>,
+    /// Slow the response body down.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_bandwidth: Option<ResponseBandwidth>,
+}
+
+/// An abort fault.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Abort {
+    /// The status answered.
+    #[serde(default)]
+    pub http_status: i32,
+    /// The share of requests, 0–100.
+    pub percentage: Option<IntOrString>,
+}
+
+/// A delay fault.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Delay {
+    /// How long.
+    pub value: Option<GoDuration>,
+    /// The share of requests, 0–100.
+    pub percentage: Option<IntOrString>,
+}
+
+/// A bandwidth fault.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResponseBandwidth {
+    /// `10kbps`, `5 Mbps`, `1Gbps`.
+    #[serde(default)]
+    pub limit: String,
+    /// The share of requests, 0–100.
+    pub percentage: Option<IntOrString>,
+}
+
+/// `MeshAccessLog` conf.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct AccessLogConf {
+    /// Where log lines go (a list: replaced, not appended, when policies merge).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backends: Option<Vec<AccessLogBackend>>,
+}
+
+/// An access-log backend.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct AccessLogBackend {
+    /// `File`, `Tcp` or `OpenTelemetry`.
+    #[serde(rename = "type", skip_serializing_if = "String::is_empty")]
+    pub kind: String,
+    /// A file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<FileBackend>,
+    /// A TCP collector.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<TcpBackend>,
+    /// An OpenTelemetry collector.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_telemetry: Option<serde_json::Value>,
+}
+
+/// A file backend.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct FileBackend {
+    /// The file.
+    pub path: String,
+    /// The line format.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<LogFormat>,
+}
+
+/// A TCP backend.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct TcpBackend {
+    /// `host:port`.
+    pub address: String,
+    /// The line format.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<LogFormat>,
+}
+
+/// A log line format.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct LogFormat {
+    /// `Plain` or `Json`.
+    #[serde(rename = "type", skip_serializing_if = "String::is_empty")]
+    pub kind: String,
+    /// The plain-text template.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plain: Option<String>,
+    /// The JSON fields.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub json: Option<Vec<JsonField>>,
+    /// Leave out empty values.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub omit_empty_values: Option<bool>,
+}
+
+/// A JSON log field.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct JsonField {
+    /// Key.
+    pub key: String,
+    /// Template.
+    pub value: String,
+}
+
+/// A policy of one of the kinds meshgate interprets.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PolicySpec {
+    /// `MeshTimeout`.
+    MeshTimeout(Policy<TimeoutConf>),
+    /// `MeshRetry`.
+    MeshRetry(Policy<RetryConf>),
+    /// `MeshRateLimit`.
+    MeshRateLimit(Policy<RateLimitConf>),
+    /// `MeshFaultInjection`.
+    MeshFaultInjection(Policy<FaultInjectionConf>),
+    /// `MeshAccessLog`.
+    MeshAccessLog(Policy<AccessLogConf>),
+}
+
+/// The policy kinds meshgate interprets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PolicyKind {
+    /// `MeshTimeout`.
+    MeshTimeout,
+    /// `MeshRetry`.
+    MeshRetry,
+    /// `MeshRateLimit`.
+    MeshRateLimit,
+    /// `MeshFaultInjection`.
+    MeshFaultInjection,
+    /// `MeshAccessLog`.
+    MeshAccessLog,
+}
+
+impl PolicyKind {
+    /// Every interpreted policy kind.
+    pub const ALL: [PolicyKind; 5] = [
+        PolicyKind::MeshTimeout,
+        PolicyKind::MeshRetry,
+        PolicyKind::MeshRateLimit,
+        PolicyKind::MeshFaultInjection,
+        PolicyKind::MeshAccessLog,
+    ];
+
+    /// The kind's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            PolicyKind::MeshTimeout => "MeshTimeout",
+            PolicyKind::MeshRetry => "MeshRetry",
+            PolicyKind::MeshRateLimit => "MeshRateLimit",
+            PolicyKind::MeshFaultInjection => "MeshFaultInjection",
+            PolicyKind::MeshAccessLog => "MeshAccessLog",
+        }
+    }
+}
+
+impl PolicySpec {
+    /// The kind.
+    pub fn kind(&self) -> PolicyKind {
+        match self {
+            PolicySpec::MeshTimeout(_) => PolicyKind::MeshTimeout,
+            PolicySpec::MeshRetry(_) => PolicyKind::MeshRetry,
+            PolicySpec::MeshRateLimit(_) => PolicyKind::MeshRateLimit,
+            PolicySpec::MeshFaultInjection(_) => PolicyKind::MeshFaultInjection,
+            PolicySpec::MeshAccessLog(_) => PolicyKind::MeshAccessLog,
+        }
+    }
+
+    /// The top-level target reference.
+    pub fn target_ref(&self) -> Option<&TargetRef> {
+        match self {
+            PolicySpec::MeshTimeout(p) => p.target_ref.as_ref(),
+            PolicySpec::MeshRetry(p) => p.target_ref.as_ref(),
+            PolicySpec::MeshRateLimit(p) => p.target_ref.as_ref(),
+            PolicySpec::MeshFaultInjection(p) => p.target_ref.as_ref(),
+            PolicySpec::MeshAccessLog(p) => p.target_ref.as_ref(),
+        }
+    }
+
+    /// The spec as JSON.
+    pub fn to_json(&self) -> serde_json::Result<serde_json::Value> {
+        match self {
+            PolicySpec::MeshTimeout(p) => serde_json::to_value(p),
+            PolicySpec::MeshRetry(p) => serde_json::to_value(p),
+            PolicySpec::MeshRateLimit(p) => serde_json::to_value(p),
+            PolicySpec::MeshFaultInjection(p) => serde_json::to_value(p),
+            PolicySpec::MeshAccessLog(p) => serde_json::to_value(p),
+        }
+    }
+}

@@ -1,0 +1,500 @@
+//! Validation of the targetRef policies meshgate interprets (Kuma `meshtimeout`, `meshretry`, `meshratelimit`,
+//! `meshfaultinjection`, `meshaccesslog` `api/v1alpha1/validator.go`); paths are rooted at `spec`.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::Errors;
+use super::targetref::{TargetRefOpts, validate_target_ref};
+use crate::model::policy::{
+    AccessLogConf, FaultInjectionConf, Policy, PolicySpec, Rate, RateLimitConf, RetryConf, TimeoutConf, TimeoutHttp,
+};
+use crate::model::targetref::{IntOrString, TargetRef};
+use crate::model::wkt::GoDuration;
+use crate::path::Path;
+
+const MUST_NOT_BE_DEFINED: &str = "must not be defined";
+const MUST_BE_DEFINED: &str = "must be defined";
+const MUST_NOT_BE_EMPTY: &str = "must not be empty";
+const NOT_NEGATIVE: &str = "must not be negative when defined";
+const GREATER_THAN_ZERO: &str = "must be greater than zero when defined";
+
+/// Kuma's `IncludesGateways`: whether a top-level targetRef can select builtin gateways.
+pub fn includes_gateways(t: Option<&TargetRef>) -> bool {
+    let Some(t) = t else { return true };
+    match t.kind.as_str() {
+        "MeshGateway" | "MeshHTTPRoute" => true,
+        "Mesh" | "MeshSubset" => t.proxy_types.is_empty() || t.proxy_types.iter().any(|p| p == "Gateway"),
+        _ => false,
+    }
+}
+
+pub(super) fn validate(policy: &PolicySpec) -> Errors {
+    match policy {
+        PolicySpec::MeshTimeout(p) => timeout(p),
+        PolicySpec::MeshRetry(p) => retry(p),
+        PolicySpec::MeshRateLimit(p) => rate_limit(p),
+        PolicySpec::MeshFaultInjection(p) => fault_injection(p),
+        PolicySpec::MeshAccessLog(p) => access_log(p),
+    }
+}
+
+fn top_kind<C>(p: &Policy<C>) -> &str {
+    p.target_ref.as_ref().map_or("Mesh", |t| t.kind.as_str())
+}
+
+fn top(errs: &mut Errors, spec: &Path, t: Option<&TargetRef>, kinds: &'static [&'static str]) {
+    if let Some(t) = t {
+        let opts = TargetRefOpts { supported_kinds: kinds, gateway_listener_tags_allowed: true, ..Default::default() };
+        errs.add_at(&spec.field("targetRef"), validate_target_ref(t, &opts));
+    }
+}
+
+fn item_ref(errs: &mut Errors, path: &Path, t: &TargetRef, kinds: &'static [&'static str]) {
+    let opts = TargetRefOpts { supported_kinds: kinds, ..Default::default() };
+    errs.add_at(&path.field("targetRef"), validate_target_ref(t, &opts));
+}
+
+fn not_negative(errs: &mut Errors, path: Path, d: Option<&GoDuration>) {
+    if d.is_some_and(GoDuration::is_negative) {
+        errs.add(path, NOT_NEGATIVE);
+    }
+}
+
+fn at_least_one_section<C>(errs: &mut Errors, spec: &Path, p: &Policy<C>) {
+    if p.to.is_empty() && p.from.is_empty() && p.rules.is_empty() {
+        errs.add(spec.clone(), "at least one of 'from', 'to' or 'rules' has to be defined");
+    }
+    if !p.rules.is_empty() && (!p.to.is_empty() || !p.from.is_empty()) {
+        errs.add(spec.clone(), "fields 'to' and 'from' must be empty when 'rules' is defined");
+    }
+}
+
+fn timeout(p: &Policy<TimeoutConf>) -> Errors {
+    let mut errs = Errors::default();
+    let spec = Path::rooted_at("spec");
+    top(
+        &mut errs,
+        &spec,
+        p.target_ref.as_ref(),
+        &["Mesh", "MeshSubset", "MeshGateway", "MeshService", "MeshServiceSubset", "MeshHTTPRoute"],
+    );
+    at_least_one_section(&mut errs, &spec, p);
+    let kind = top_kind(p);
+    let gateway_or_route = matches!(kind, "MeshGateway" | "MeshHTTPRoute");
+    if gateway_or_route && !p.from.is_empty() {
+        errs.add(spec.field("from"), MUST_NOT_BE_DEFINED);
+    } else {
+        for (i, item) in p.from.iter().enumerate() {
+            let path = spec.field("from").index(i);
+            item_ref(&mut errs, &path, &item.target_ref, &["Mesh"]);
+            timeout_conf(&mut errs, path.field("default"), &item.default, kind);
+        }
+    }
+    for (i, item) in p.to.iter().enumerate() {
+        let path = spec.field("to").index(i);
+        item_ref(&mut errs, &path, &item.target_ref, to_kinds(gateway_or_route));
+        timeout_conf(&mut errs, path.field("default"), &item.default, kind);
+    }
+    for (i, rule) in p.rules.iter().enumerate() {
+        timeout_conf(&mut errs, spec.field("rules").index(i).field("default"), &rule.default, kind);
+    }
+    errs
+}
+
+/// The `to` kinds of MeshTimeout and MeshRetry: under a gateway or route only the whole mesh (or a
+/// MeshExternalService), else also services.
+fn to_kinds(gateway_or_route: bool) -> &'static [&'static str] {
+    if gateway_or_route {
+        &["Mesh", "MeshExternalService"]
+    } else {
+        &["Mesh", "MeshService", "MeshExternalService", "MeshMultiZoneService"]
+    }
+}
+
+fn timeout_conf(errs: &mut Errors, path: Path, conf: &TimeoutConf, top_kind: &str) {
+    if conf.connection_timeout.is_none() && conf.idle_timeout.is_none() && conf.http.is_none() {
+        errs.add(path, "at least one timeout should be configured");
+        return;
+    }
+    if top_kind == "MeshHTTPRoute" {
+        let msg = "can't be specified when top-level TargetRef is referencing MeshHTTPRoute";
+        if conf.connection_timeout.is_some() {
+            errs.add(path.field("connectionTimeout"), msg);
+        }
+        if conf.idle_timeout.is_some() {
+            errs.add(path.field("idleTimeout"), msg);
+        }
+        if let Some(http) = &conf.http {
+            if http.max_stream_duration.is_some() {
+                errs.add(path.field("http").field("maxStreamDuration"), msg);
+            }
+            if http.max_connection_duration.is_some() {
+                errs.add(path.field("http").field("maxConnectionDuration"), msg);
+            }
+        }
+    }
+    if conf.connection_timeout.as_ref().is_some_and(GoDuration::is_zero_or_negative) {
+        errs.add(path.field("connectionTimeout"), GREATER_THAN_ZERO);
+    }
+    not_negative(errs, path.field("idleTimeout"), conf.idle_timeout.as_ref());
+    if let Some(http) = &conf.http {
+        timeout_http(errs, path.field("http"), http);
+    }
+}
+
+fn timeout_http(errs: &mut Errors, path: Path, http: &TimeoutHttp) {
+    if http.request_timeout.is_none()
+        && http.stream_idle_timeout.is_none()
+        && http.max_stream_duration.is_none()
+        && http.max_connection_duration.is_none()
+    {
+        errs.add(path.clone(), "at least one timeout in this section should be configured");
+    }
+    not_negative(errs, path.field("requestTimeout"), http.request_timeout.as_ref());
+    not_negative(errs, path.field("streamIdleTimeout"), http.stream_idle_timeout.as_ref());
+    not_negative(errs, path.field("maxStreamDuration"), http.max_stream_duration.as_ref());
+    not_negative(errs, path.field("maxConnectionDuration"), http.max_connection_duration.as_ref());
+    not_negative(errs, path.field("requestHeadersTimeout"), http.request_headers_timeout.as_ref());
+}
+
+const HTTP_RETRY_ON: &[&str] = &[
+    "5xx",
+    "GatewayError",
+    "Reset",
+    "Retriable4xx",
+    "ConnectFailure",
+    "EnvoyRatelimited",
+    "RefusedStream",
+    "Http3PostConnectFailure",
+    "HttpMethodConnect",
+    "HttpMethodDelete",
+    "HttpMethodGet",
+    "HttpMethodHead",
+    "HttpMethodOptions",
+    "HttpMethodPatch",
+    "HttpMethodPost",
+    "HttpMethodPut",
+    "HttpMethodTrace",
+];
+const GRPC_RETRY_ON: &[&str] = &["Canceled", "DeadlineExceeded", "Internal", "ResourceExhausted", "Unavailable"];
+
+/// Whether `code` is a status code Go's `http.StatusText` names.
+fn known_status(code: &str) -> bool {
+    code.parse::<u16>().is_ok_and(|c| {
+        matches!(c, 100..=103 | 200..=208 | 226 | 300..=305 | 307 | 308 | 400..=418 | 421..=426 | 428 | 429 | 431
+            | 451 | 500..=508 | 510 | 511)
+    })
+}
+
+fn retry(p: &Policy<RetryConf>) -> Errors {
+    let mut errs = Errors::default();
+    let spec = Path::rooted_at("spec");
+    top(
+        &mut errs,
+        &spec,
+        p.target_ref.as_ref(),
+        &["Mesh", "MeshSubset", "MeshGateway", "MeshService", "MeshServiceSubset", "MeshHTTPRoute"],
+    );
+    if p.to.is_empty() {
+        errs.add(spec.field("to"), "needs at least one item");
+    }
+    let gateway_or_route = matches!(top_kind(p), "MeshGateway" | "MeshHTTPRoute");
+    for (i, item) in p.to.iter().enumerate() {
+        let path = spec.field("to").index(i);
+        item_ref(&mut errs, &path, &item.target_ref, to_kinds(gateway_or_route));
+        // Kuma roots the conf's violations at `conf` under `default`.
+        let conf_path = path.field("default").field("conf");
+        let c = &item.default;
+        if c.tcp.is_none() && c.http.is_none() && c.grpc.is_none() {
+            errs.add(conf_path.clone(), "at least one of the 'tcp', 'http', 'grpc' must be specified");
+        }
+        if let Some(tcp) = &c.tcp {
+            match tcp.max_connect_attempt {
+                None => errs.add(conf_path.field("tcp"), MUST_NOT_BE_EMPTY),
+                Some(0) => errs.add(conf_path.field("tcp").field("maxConnectAttempt"), "must be greater than zero"),
+                Some(_) => {}
+            }
+        }
+        if let Some(http) = &c.http {
+            let hp = conf_path.field("http");
+            if http.num_retries.is_none()
+                && http.per_try_timeout.is_none()
+                && http.back_off.is_none()
+                && http.retry_on.is_none()
+                && http.retriable_request_headers.is_none()
+                && http.retriable_response_headers.is_none()
+                && http.rate_limited_back_off.is_none()
+                && http.host_selection.is_none()
+            {
+                errs.add(hp.clone(), MUST_NOT_BE_EMPTY);
+            }
+            back_off(&mut errs, &hp, http.back_off.as_ref(), http.rate_limited_back_off.as_ref());
+            for (j, on) in http.retry_on.iter().flatten().enumerate() {
+                if !HTTP_RETRY_ON.contains(&on.as_str()) && !known_status(on) {
+                    errs.add(hp.field("retryOn").index(j), format!("unknown item '{on}'"));
+                }
+            }
+            let mut priority_set = false;
+            for (j, pred) in http.host_selection.iter().flatten().enumerate() {
+                let pp = hp.field("hostSelection").index(j);
+                match pred.predicate.as_str() {
+                    "OmitHostsWithTags" if pred.tags.is_none() => errs.add(pp.field("tags"), MUST_BE_DEFINED),
+                    "OmitPreviousPriorities" => {
+                        if priority_set {
+                            errs.add(pp.field("predicate"), "OmitPreviousPriorities must only be specified once");
+                        }
+                        if pred.update_frequency.unwrap_or(0) <= 0 {
+                            errs.add(pp.field("updateFrequency"), "must be defined and greater than zero");
+                        }
+                        priority_set = true;
+                    }
+                    "OmitHostsWithTags" | "OmitPreviousHosts" => {}
+                    other => errs.add(pp.field("predicate"), format!("unknown predicate type '{other}'")),
+                }
+            }
+        }
+        if let Some(grpc) = &c.grpc {
+            let gp = conf_path.field("grpc");
+            if grpc.num_retries.is_none()
+                && grpc.per_try_timeout.is_none()
+                && grpc.back_off.is_none()
+                && grpc.retry_on.is_none()
+                && grpc.rate_limited_back_off.is_none()
+            {
+                errs.add(gp.clone(), MUST_NOT_BE_EMPTY);
+            }
+            back_off(&mut errs, &gp, grpc.back_off.as_ref(), grpc.rate_limited_back_off.as_ref());
+            for (j, on) in grpc.retry_on.iter().flatten().enumerate() {
+                if !GRPC_RETRY_ON.contains(&on.as_str()) {
+                    errs.add(gp.field("retryOn").index(j), format!("unknown item '{on}'"));
+                }
+            }
+        }
+    }
+    errs
+}
+
+fn back_off(
+    errs: &mut Errors,
+    path: &Path,
+    b: Option<&crate::model::policy::BackOff>,
+    r: Option<&crate::model::policy::RateLimitedBackOff>,
+) {
+    if let Some(b) = b
+        && b.base_interval.is_none()
+        && b.max_interval.is_none()
+    {
+        errs.add(path.field("backOff"), MUST_NOT_BE_EMPTY);
+    }
+    if let Some(r) = r {
+        let rp = path.field("rateLimitedBackOff");
+        if r.max_interval.as_ref().is_some_and(GoDuration::is_zero_or_negative) {
+            errs.add(rp.field("maxInterval"), "must be defined and greater than zero");
+        }
+        match &r.reset_headers {
+            None => errs.add(rp.field("resetHeaders"), MUST_BE_DEFINED),
+            Some(headers) => {
+                for (i, h) in headers.iter().enumerate() {
+                    if h.name.is_empty() {
+                        errs.add(rp.field("resetHeaders").index(i).field("name"), MUST_BE_DEFINED);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn rate_limit(p: &Policy<RateLimitConf>) -> Errors {
+    let mut errs = Errors::default();
+    let spec = Path::rooted_at("spec");
+    let t = p.target_ref.as_ref();
+    top(
+        &mut errs,
+        &spec,
+        t,
+        &["Mesh", "MeshSubset", "MeshGateway", "MeshService", "MeshServiceSubset", "MeshHTTPRoute"],
+    );
+    let gateways = includes_gateways(t);
+    if !p.rules.is_empty() && (!p.to.is_empty() || !p.from.is_empty()) {
+        errs.add(spec.clone(), "fields 'to' and 'from' must be empty when 'rules' is defined");
+    }
+    if top_kind(p) == "MeshHTTPRoute" && !p.from.is_empty() {
+        errs.add(spec.field("from"), "must not be defined when spec.kind is MeshHTTPRoute");
+    } else if gateways && !p.from.is_empty() {
+        errs.add(
+            spec.field("from"),
+            "must not be defined when the scope includes a Gateway, select only proxyType Sidecar or select only \
+             gateways and use spec.to",
+        );
+    } else {
+        for (i, item) in p.from.iter().enumerate() {
+            let path = spec.field("from").index(i);
+            item_ref(&mut errs, &path, &item.target_ref, &["Mesh"]);
+            rate_limit_conf(&mut errs, path.field("default"), &item.default);
+        }
+    }
+    if !gateways && !p.to.is_empty() {
+        errs.add(spec.field("to"), MUST_NOT_BE_DEFINED);
+    } else {
+        for (i, item) in p.to.iter().enumerate() {
+            let path = spec.field("to").index(i);
+            item_ref(&mut errs, &path, &item.target_ref, &["Mesh"]);
+            rate_limit_conf(&mut errs, path.field("default"), &item.default);
+        }
+    }
+    if gateways && !p.rules.is_empty() {
+        errs.add(spec.field("rules"), MUST_NOT_BE_DEFINED);
+    } else {
+        for (i, rule) in p.rules.iter().enumerate() {
+            rate_limit_conf(&mut errs, spec.field("rules").index(i).field("default"), &rule.default);
+        }
+    }
+    errs
+}
+
+fn rate_limit_conf(errs: &mut Errors, path: Path, conf: &RateLimitConf) {
+    let path = path.field("local");
+    let Some(local) = &conf.local else {
+        errs.add(path, MUST_BE_DEFINED);
+        return;
+    };
+    if local.tcp.is_none() && local.http.is_none() {
+        errs.add(path.clone(), "must have at least one defined: tcp, http");
+    }
+    if let Some(http) = &local.http {
+        let hp = path.field("http");
+        if http.disabled.is_none() && http.request_rate.is_none() && http.on_rate_limit.is_none() {
+            errs.add(hp, "must have at least one defined: disabled, requestRate, onRateLimit");
+        } else {
+            if let Some(rate) = &http.request_rate {
+                validate_rate(errs, hp.field("requestRate"), rate);
+            }
+            if let Some(status) = http.on_rate_limit.as_ref().and_then(|o| o.status)
+                && status == 0
+            {
+                errs.add(hp.field("onRateLimit").field("status"), "must be greater than 0");
+            }
+        }
+    }
+    if let Some(tcp) = &local.tcp {
+        let tp = path.field("tcp");
+        if tcp.disabled.is_none() && tcp.connection_rate.is_none() {
+            errs.add(tp, "must have at least one defined: disabled, connectionRate");
+        } else if let Some(rate) = &tcp.connection_rate {
+            validate_rate(errs, tp.field("connectionRate"), rate);
+        }
+    }
+}
+
+fn validate_rate(errs: &mut Errors, path: Path, rate: &Rate) {
+    if rate.num == 0 {
+        errs.add(path.field("num"), "must be greater than 0");
+    }
+    // Kuma's interval is not optional: a missing one is zero.
+    if rate.interval.as_ref().is_none_or(|i| i.is_negative() || i.get() <= std::time::Duration::from_millis(50)) {
+        errs.add(path.field("interval"), "must be greater than: 50ms");
+    }
+}
+
+#[allow(clippy::expect_used)]
+static BANDWIDTH: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^(\d*)\s?([GMk]+bps)$").expect("static regex"));
+
+fn percentage(errs: &mut Errors, path: Path, p: Option<&IntOrString>) {
+    match p {
+        None => errs.add(path, MUST_BE_DEFINED),
+        Some(p) => match p.as_f64() {
+            None => errs.add(path, "string must be a valid number"),
+            Some(v) if !(0.0..=100.0).contains(&v) => errs.add(path, "must be in inclusive range [0.0, 100.0]"),
+            Some(_) => {}
+        },
+    }
+}
+
+fn fault_injection(p: &Policy<FaultInjectionConf>) -> Errors {
+    let mut errs = Errors::default();
+    let spec = Path::rooted_at("spec");
+    top(
+        &mut errs,
+        &spec,
+        p.target_ref.as_ref(),
+        &["Mesh", "MeshSubset", "MeshGateway", "MeshService", "MeshServiceSubset"],
+    );
+    let on_gateway = includes_gateways(p.target_ref.as_ref());
+    if on_gateway && !p.from.is_empty() {
+        errs.add(spec.field("from"), MUST_NOT_BE_DEFINED);
+    } else {
+        for (i, item) in p.from.iter().enumerate() {
+            let path = spec.field("from").index(i);
+            item_ref(&mut errs, &path, &item.target_ref, &["Mesh", "MeshSubset", "MeshServiceSubset", "MeshService"]);
+            fault_conf(&mut errs, path.field("default"), &item.default);
+        }
+    }
+    if !on_gateway && !p.to.is_empty() {
+        errs.add(spec.field("to"), MUST_NOT_BE_DEFINED);
+    } else {
+        for (i, item) in p.to.iter().enumerate() {
+            let path = spec.field("to").index(i);
+            item_ref(&mut errs, &path, &item.target_ref, &["Mesh"]);
+            fault_conf(&mut errs, path.field("default"), &item.default);
+        }
+    }
+    errs
+}
+
+fn fault_conf(errs: &mut Errors, path: Path, conf: &FaultInjectionConf) {
+    let path = path.field("http");
+    for (i, fault) in conf.http.iter().flatten().enumerate() {
+        // Kuma indexes the fault type, not the list (`http.abort[0]`), and names `responseBandwidth` twice.
+        if let Some(abort) = &fault.abort {
+            let ap = path.field("abort").index(i);
+            if !(100..600).contains(&abort.http_status) {
+                errs.add(ap.field("httpStatus"), "must be in inclusive range [100, 599]");
+            }
+            percentage(errs, ap.field("percentage"), abort.percentage.as_ref());
+        }
+        if let Some(delay) = &fault.delay {
+            let dp = path.field("delay").index(i);
+            match &delay.value {
+                None => errs.add(dp.field("value"), MUST_BE_DEFINED),
+                Some(v) if v.is_negative() => errs.add(dp.field("value"), NOT_NEGATIVE),
+                Some(_) => {}
+            }
+            percentage(errs, dp.field("percentage"), delay.percentage.as_ref());
+        }
+        if let Some(bw) = &fault.response_bandwidth {
+            let bp = path.field("responseBandwidth").index(i);
+            if bw.limit.is_empty() {
+                errs.add(bp.field("responseBandwidth"), MUST_BE_DEFINED);
+            } else if !BANDWIDTH.is_match(&bw.limit) {
+                errs.add(bp.field("responseBandwidth"), "must be in kbps/Mbps/Gbps units");
+            }
+            percentage(errs, bp.field("percentage"), bw.percentage.as_ref());
+        }
+    }
+}
+
+fn access_log(p: &Policy<AccessLogConf>) -> Errors {
+    let mut errs = Errors::default();
+    let spec = Path::rooted_at("spec");
+    top(
+        &mut errs,
+        &spec,
+        p.target_ref.as_ref(),
+        &["Mesh", "MeshSubset", "MeshGateway", "MeshService", "MeshServiceSubset", "MeshHTTPRoute"],
+    );
+    at_least_one_section(&mut errs, &spec, p);
+    let to_kinds: &'static [&'static str] = if top_kind(p) == "MeshGateway" {
+        &["Mesh"]
+    } else {
+        &["Mesh", "MeshService", "MeshExternalService", "MeshMultiZoneService"]
+    };
+    for (i, item) in p.to.iter().enumerate() {
+        item_ref(&mut errs, &spec.field("to").index(i), &item.target_ref, to_kinds);
+    }
+    for (i, item) in p.from.iter().enumerate() {
+        item_ref(&mut errs, &spec.field("from").index(i), &item.target_ref, &["Mesh"]);
+    }
+    errs
+}
