@@ -4,5 +4,6 @@
 mod cli;
 mod gateway;
 mod meshroutes;
+mod policies;
 mod support;
 mod tls;

@@ -36,6 +36,8 @@ pub enum Behaviour {
     Echo,
     /// Sleep this long, then echo.
     Slow(Duration),
+    /// Answer `status` to the first `fail` of every `of` requests (counted per backend), echo the others.
+    Flaky { fail: usize, of: usize, status: u16 },
 }
 
 /// A backend on 127.0.0.1 answering HTTP/1.1 and h2c, echoing requests as JSON: `{"backend", "method", "path",
@@ -136,6 +138,15 @@ async fn echo(
 ) -> Response<Full<Bytes>> {
     if let Behaviour::Slow(d) = behaviour {
         tokio::time::sleep(d).await;
+    }
+    if let Behaviour::Flaky { fail, of, status } = behaviour {
+        // Every request leaves one record (a failure here, a success in the echo below), so the count is exact.
+        let mut records = seen.lock().unwrap();
+        if records.len() % of < fail {
+            let path = req.uri().path().to_owned();
+            records.push(Seen { path, headers: BTreeMap::new(), body: String::new(), version: String::new() });
+            return Response::builder().status(status).body(Full::new(Bytes::from_static(b"flaky"))).unwrap();
+        }
     }
     let method = req.method().to_string();
     let path = req.uri().path_and_query().map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());

@@ -1,0 +1,272 @@
+//! Gateway policies through the real binary: each policy's observable effect on real traffic, per listener and per
+//! MeshHTTPRoute, and the policies in force as `/config` shows them.
+
+use std::time::{Duration, Instant};
+
+use crate::support::{
+    Backend, Behaviour, Gateway, backend_yaml, client, eventually, free_port, gateway_yaml, get, send, write_config,
+};
+
+/// A gateway on `port` with MeshHTTPRoutes `limited` (`/limited`, `/slow`…) and `free` (`/`), all to `service`.
+fn gateway_with_routes(port: u16, backends: &[&Backend]) -> String {
+    let mut config = gateway_yaml(&format!("  - port: {port}\n    protocol: HTTP\n    tags: {{edge: public}}\n"));
+    for b in backends {
+        config.push_str(&backend_yaml(&format!("{}-1", b.name), &b.name, b.port(), ""));
+    }
+    config
+}
+
+fn route(name: &str, path: &str, service: &str) -> String {
+    format!(
+        "---\ntype: MeshHTTPRoute\nmesh: default\nname: {name}\nspec:\n  targetRef: {{kind: MeshGateway, name: gw}}\n  to:\n  - targetRef: {{kind: Mesh}}\n    rules:\n    - matches: [{{path: {{type: PathPrefix, value: {path}}}}}]\n      default:\n        backendRefs: [{{kind: MeshService, name: {service}}}]\n"
+    )
+}
+
+fn policy(kind: &str, name: &str, target: &str, body: &str) -> String {
+    format!("---\ntype: {kind}\nmesh: default\nname: {name}\nspec:\n  targetRef: {target}\n{body}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_gateway_wide_and_per_route() {
+    let echo = Backend::start("echo").await;
+    let port = free_port();
+    let mut config = gateway_with_routes(port, &[&echo]);
+    config.push_str(&route("limited", "/limited", "echo"));
+    config.push_str(&route("free", "/", "echo"));
+    // Per route (Kuma e2e: a MeshRateLimit targeting one MeshHTTPRoute; the other route keeps succeeding).
+    config.push_str(&policy(
+        "MeshRateLimit",
+        "per-route",
+        "{kind: MeshHTTPRoute, name: limited}",
+        "  to:\n  - targetRef: {kind: Mesh}\n    default:\n      local:\n        http:\n          requestRate: {num: 2, interval: 10s}\n",
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.yaml"), &config).unwrap();
+    let gw = Gateway::start(dir.path(), &[]).await;
+
+    assert_eq!(get(port, "a.example.com", "/limited/x").await.status, 200);
+    assert_eq!(get(port, "a.example.com", "/limited/y").await.status, 200);
+    let r = get(port, "a.example.com", "/limited/z").await;
+    assert_eq!(r.status, 429, "the third request in 10 s is limited: {r:?}");
+    assert_eq!(r.body, "local_rate_limited");
+    for _ in 0..10 {
+        assert_eq!(get(port, "a.example.com", "/other").await.status, 200, "the other route is not limited");
+    }
+    assert!(gw.metrics().await.contains("meshgate_rate_limited_total{listener=\"gw:HTTP:"), "{}", gw.metrics().await);
+
+    // Gateway-wide with a configured status and header (Kuma e2e: 428 and x-kuma-rate-limited).
+    write_config(
+        dir.path(),
+        "gateway-limit.yaml",
+        &policy(
+            "MeshRateLimit",
+            "gateway-wide",
+            "{kind: MeshGateway, name: gw}",
+            "  to:\n  - targetRef: {kind: Mesh}\n    default:\n      local:\n        http:\n          requestRate: {num: 1, interval: 10s}\n          onRateLimit: {status: 428, headers: {add: [{name: x-kuma-rate-limited, value: 'true'}]}}\n",
+        ),
+    );
+    eventually(Duration::from_secs(5), "the gateway-wide limit applies", || async {
+        get(port, "a.example.com", "/other").await.status == 428
+    })
+    .await;
+    let r = get(port, "a.example.com", "/other").await;
+    assert_eq!(r.status, 428);
+    assert_eq!(r.header("x-kuma-rate-limited").as_deref(), Some("true"));
+    // /config names both policies on the per-route entries (merged: gateway-wide first, the route's own last).
+    let config = gw.config().await;
+    let applied = &config["plans"][0]["listeners"][0]["virtual_hosts"][0]["routes"];
+    let text = applied.to_string();
+    assert!(text.contains("\"per-route\"") && text.contains("\"gateway-wide\""), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_abort_before_routing_and_delay() {
+    let echo = Backend::start("echo").await;
+    let port = free_port();
+    let mut config = gateway_with_routes(port, &[&echo]);
+    config.push_str(&route("only-api", "/api", "echo"));
+    config.push_str(&policy(
+        "MeshFaultInjection",
+        "abort",
+        "{kind: MeshGateway, name: gw}",
+        "  to:\n  - targetRef: {kind: Mesh}\n    default:\n      http:\n      - abort: {httpStatus: 421, percentage: 100}\n",
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.yaml"), &config).unwrap();
+    let _gw = Gateway::start(dir.path(), &[]).await;
+    assert_eq!(get(port, "a.example.com", "/api/x").await.status, 421);
+    assert_eq!(get(port, "a.example.com", "/no-route-here").await.status, 421, "faults act before routing");
+    assert!(echo.seen().is_empty(), "aborted requests never reach the backend");
+
+    // Mesh-wide (proxyTypes: [Gateway]) delay instead.
+    std::fs::write(dir.path().join("config.yaml"), {
+        let mut c = gateway_with_routes(port, &[&echo]);
+        c.push_str(&route("only-api", "/api", "echo"));
+        c.push_str(&policy(
+            "MeshFaultInjection",
+            "delay",
+            "{kind: Mesh, proxyTypes: [Gateway]}",
+            "  to:\n  - targetRef: {kind: Mesh}\n    default:\n      http:\n      - delay: {value: 400ms, percentage: \"100.0\"}\n",
+        ));
+        c
+    })
+    .unwrap();
+    eventually(Duration::from_secs(5), "the abort is gone", || async {
+        get(port, "a.example.com", "/api/x").await.status == 200
+    })
+    .await;
+    let started = Instant::now();
+    let r = get(port, "a.example.com", "/api/x").await;
+    assert_eq!(r.status, 200);
+    assert!(started.elapsed() >= Duration::from_millis(400), "delayed {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_per_route_request_timeout_answers_504_at_its_time() {
+    let slow = Backend::start_with("slow", Behaviour::Slow(Duration::from_millis(1500))).await;
+    let port = free_port();
+    let mut config = gateway_with_routes(port, &[&slow]);
+    config.push_str(&route("timeout", "/timeout", "slow"));
+    config.push_str(&route("no-timeout", "/", "slow"));
+    config.push_str(&policy(
+        "MeshTimeout",
+        "route-timeout",
+        "{kind: MeshHTTPRoute, name: timeout}",
+        "  to:\n  - targetRef: {kind: Mesh}\n    default:\n      http: {requestTimeout: 500ms, streamIdleTimeout: 10s}\n",
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.yaml"), &config).unwrap();
+    let gw = Gateway::start(dir.path(), &[]).await;
+    let started = Instant::now();
+    let r = get(port, "a.example.com", "/timeout").await;
+    let took = started.elapsed();
+    assert_eq!(r.status, 504, "{r:?}");
+    assert_eq!(r.body, "upstream request timeout\n");
+    assert!(took >= Duration::from_millis(480) && took < Duration::from_millis(1400), "504 after {took:?}");
+    let started = Instant::now();
+    assert_eq!(get(port, "a.example.com", "/other").await.status, 200);
+    assert!(started.elapsed() >= Duration::from_millis(1500));
+    // /config shows the policies in force on each route.
+    let config = gw.config().await.to_string();
+    assert!(config.contains("\"request_timeout_ms\":500"), "{config}");
+    assert!(config.contains("\"route-timeout\""), "{config}");
+    assert!(config.contains("\"mesh-gateways-timeout-all-default\""), "{config}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_turn_a_flaky_backend_into_full_success() {
+    let flaky = Backend::start_with("flaky", Behaviour::Flaky { fail: 2, of: 3, status: 503 }).await;
+    let port = free_port();
+    let mut config = gateway_with_routes(port, &[&flaky]);
+    // Without the mesh's default retry policy, 2 of 3 requests fail.
+    config.push_str("---\ntype: Mesh\nname: default\nskipCreatingInitialPolicies: ['*']\n");
+    config.push_str(&route("all", "/", "flaky"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.yaml"), &config).unwrap();
+    let gw = Gateway::start(dir.path(), &[]).await;
+    let mut failures = 0;
+    for _ in 0..9 {
+        if get(port, "a.example.com", "/").await.status != 200 {
+            failures += 1;
+        }
+    }
+    assert_eq!(failures, 6, "no retries without a MeshRetry");
+
+    write_config(
+        dir.path(),
+        "retry.yaml",
+        &policy(
+            "MeshRetry",
+            "retry",
+            "{kind: MeshGateway, name: gw}",
+            "  to:\n  - targetRef: {kind: Mesh}\n    default:\n      http: {numRetries: 3, retryOn: [\"5xx\"], backOff: {baseInterval: 10ms, maxInterval: 50ms}}\n",
+        ),
+    );
+    eventually(Duration::from_secs(5), "the retry policy applies", || async {
+        gw.config().await.to_string().contains("\"num_retries\":3")
+    })
+    .await;
+    let c = client();
+    for i in 0..30 {
+        // A POST with a small body is replayed on each attempt.
+        let r = send(&c, "POST", port, "a.example.com", "/", &[("content-type", "text/plain")]).await;
+        assert_eq!(r.status, 200, "request {i} failed despite retries: {r:?}");
+    }
+    assert!(gw.metrics().await.contains("meshgate_retries_total"), "retries are counted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_logs_write_json_lines_with_the_configured_fields() {
+    let echo = Backend::start("echo").await;
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().with_extension("access.log");
+    let mut config = gateway_with_routes(port, &[&echo]);
+    config.push_str(&route("api", "/api", "echo"));
+    config.push_str(&policy(
+        "MeshAccessLog",
+        "edge-logs",
+        "{kind: MeshGateway, name: gw}",
+        &format!(
+            "  to:\n  - targetRef: {{kind: Mesh}}\n    default:\n      backends:\n      - type: File\n        file:\n          path: {}\n          format:\n            type: Json\n            json:\n            - {{key: status, value: '%RESPONSE_CODE%'}}\n            - {{key: path, value: '%REQ(:PATH)%'}}\n            - {{key: mesh, value: '%KUMA_MESH%'}}\n            - {{key: source, value: '%KUMA_SOURCE_SERVICE%'}}\n            - {{key: upstream, value: '%UPSTREAM_HOST%'}}\n            - {{key: route, value: '%ROUTE_NAME%'}}\n            - {{key: flags, value: '%RESPONSE_FLAGS%'}}\n",
+            log.display()
+        ),
+    ));
+    std::fs::write(dir.path().join("config.yaml"), &config).unwrap();
+    let _gw = Gateway::start(dir.path(), &[]).await;
+    assert_eq!(get(port, "a.example.com", "/api/one?x=1").await.status, 200);
+    assert_eq!(get(port, "a.example.com", "/nothing").await.status, 404);
+    let mut lines = Vec::new();
+    eventually(Duration::from_secs(5), "two access-log lines", || {
+        lines = std::fs::read_to_string(&log).unwrap_or_default().lines().map(str::to_owned).collect();
+        let n = lines.len();
+        async move { n >= 2 }
+    })
+    .await;
+    let first: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(first["status"], 200);
+    assert_eq!(first["path"], "/api/one?x=1");
+    assert_eq!(first["mesh"], "default");
+    assert_eq!(first["source"], "gw");
+    assert_eq!(first["upstream"], format!("127.0.0.1:{}", echo.port()));
+    assert_eq!(first["route"], "api");
+    assert_eq!(first["flags"], "-");
+    let second: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
+    assert_eq!(second["status"], 404);
+    assert_eq!(second["flags"], "NR");
+    assert_eq!(second["upstream"], serde_json::Value::Null);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listener_timeouts_come_from_meshtimeout_rules() {
+    let echo = Backend::start("echo").await;
+    let port = free_port();
+    let mut config = gateway_with_routes(port, &[&echo]);
+    config.push_str(&route("all", "/", "echo"));
+    config.push_str(&policy(
+        "MeshTimeout",
+        "edge-timeouts",
+        "{kind: MeshGateway, name: gw, tags: {edge: public}}",
+        "  rules:\n  - default:\n      http: {requestHeadersTimeout: 2s, streamIdleTimeout: 30s}\n",
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.yaml"), &config).unwrap();
+    let _gw = Gateway::start(dir.path(), &[]).await;
+    // A request head sent slowly: the default 500 ms would cut it; the policy's 2 s lets it through.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    s.write_all(b"Host: a.example.com\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    // Past the policy's 2 s the head is refused (408) or the connection closed.
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+    let started = Instant::now();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(1900) && took < Duration::from_millis(3500), "closed after {took:?}");
+}
