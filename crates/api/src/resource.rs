@@ -106,6 +106,9 @@ pub const MODELLED_KINDS: &[Kind] = &[
     Kind::Policy(PolicyKind::MeshRateLimit),
     Kind::Policy(PolicyKind::MeshFaultInjection),
     Kind::Policy(PolicyKind::MeshAccessLog),
+    Kind::Policy(PolicyKind::MeshCircuitBreaker),
+    Kind::Policy(PolicyKind::MeshHealthCheck),
+    Kind::Policy(PolicyKind::MeshLoadBalancingStrategy),
 ];
 
 /// Kuma kinds written with an inline spec in Universal form that meshgate accepts without interpreting them.
@@ -129,11 +132,8 @@ const OPAQUE_INLINE_KINDS: &[&str] = &[
 
 /// Kuma targetRef kinds (spec under `spec`) that meshgate accepts without interpreting them.
 const OPAQUE_NESTED_KINDS: &[&str] = &[
-    "MeshCircuitBreaker",
     "MeshExternalService",
-    "MeshHealthCheck",
     "MeshIdentity",
-    "MeshLoadBalancingStrategy",
     "MeshMetric",
     "MeshMultiZoneService",
     "MeshPassthrough",
@@ -799,6 +799,15 @@ fn decode_spec(kind: Kind, dec: &Decoder, node: &Node) -> Option<Spec> {
         }
         Kind::Policy(PolicyKind::MeshAccessLog) => {
             dec.decode(node, &root).map(|p| Spec::Policy(PolicySpec::MeshAccessLog(p)))
+        }
+        Kind::Policy(PolicyKind::MeshCircuitBreaker) => {
+            dec.decode(node, &root).map(|p| Spec::Policy(PolicySpec::MeshCircuitBreaker(p)))
+        }
+        Kind::Policy(PolicyKind::MeshHealthCheck) => {
+            dec.decode(node, &root).map(|p| Spec::Policy(PolicySpec::MeshHealthCheck(p)))
+        }
+        Kind::Policy(PolicyKind::MeshLoadBalancingStrategy) => {
+            dec.decode(node, &root).map(|p| Spec::Policy(PolicySpec::MeshLoadBalancingStrategy(p)))
         }
         Kind::Opaque(name) => match &node.value {
             Value::Map(_) | Value::Null => Ok(Spec::Opaque(name, node.to_json())),

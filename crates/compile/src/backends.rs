@@ -109,6 +109,7 @@ impl<'i, 'a> Clusters<'i, 'a> {
             tls,
             external: true,
             connect_timeout_ms: None,
+            ..Cluster::default()
         }))
     }
 
@@ -189,6 +190,7 @@ impl<'i, 'a> Clusters<'i, 'a> {
             tls: None,
             external: false,
             connect_timeout_ms: None,
+            ..Cluster::default()
         }
     }
 }

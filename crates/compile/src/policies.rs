@@ -13,22 +13,28 @@
 //!   `MeshServiceSubset` < `MeshHTTPRoute`), then fewer `MeshGateway` tags first, then name descending (the
 //!   lexicographically smallest name is merged last and wins); confs are merged in that order with RFC 7386.
 //!
-//! Each mesh also gets Kuma's initial policies (`mesh-gateways-timeout-all-<mesh>`, `mesh-retry-all-<mesh>`)
-//! unless its Mesh resource lists them in `skipCreatingInitialPolicies`.
+//! Each mesh also gets Kuma's initial policies (`mesh-gateways-timeout-all-<mesh>`, `mesh-retry-all-<mesh>`,
+//! `mesh-circuit-breaker-all-<mesh>`) unless its Mesh resource lists them in `skipCreatingInitialPolicies`.
+//!
+//! Destination policies (MeshCircuitBreaker, MeshHealthCheck, MeshLoadBalancingStrategy, MeshTimeout's
+//! `connectionTimeout`) apply per cluster, from `to: Mesh` and `to: MeshService <service>` items; a cluster used by
+//! several ports takes them from the first port that sends to it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use meshgate_api::model::common::{SERVICE_TAG, Tags};
 use meshgate_api::model::policy::{
-    AccessLogConf, BackOff, FaultInjectionConf, LogFormat as ApiLogFormat, Policy, PolicyItem, PolicyKind, PolicyRule,
-    PolicySpec, RateLimitConf, RetryConf, RetryHttp, RetryTcp, TimeoutConf, TimeoutHttp,
+    AccessLogConf, BackOff, CircuitBreakerConf, ConnectionLimits, FaultInjectionConf, HashPolicy, HealthCheckConf,
+    LoadBalancingConf, LogFormat as ApiLogFormat, Policy, PolicyItem, PolicyKind, PolicyRule, PolicySpec,
+    RateLimitConf, RetryConf, RetryHttp, RetryTcp, TimeoutConf, TimeoutHttp,
 };
 use meshgate_api::model::targetref::TargetRef;
 use meshgate_api::model::wkt::GoDuration;
 use meshgate_plan::{
-    AccessLog, AppliedPolicy, Cluster, Diagnostic, Fault, HeaderOps, Listener, ListenerPolicies, LogFormat, LogSink,
-    Protocol, RateLimit, RetryPolicy, Route, RoutePolicies, Severity,
+    AccessLog, AppliedPolicy, CircuitBreaker, Cluster, Diagnostic, Fault, HashKey, HashSource, HeaderOps, HealthCheck,
+    HealthCheckKind, Listener, ListenerPolicies, LoadBalancer, LogFormat, LogSink, Outlier, Protocol, RateLimit,
+    RetryPolicy, Route, RoutePolicies, Severity,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -70,6 +76,8 @@ struct Contribution {
     conf: Value,
     /// `None`: the whole port; `Some(keys)`: the route entries whose rule key is in `keys`.
     routes: Option<BTreeSet<String>>,
+    /// `None`: every destination (`to: Mesh`); `Some(service)`: that service's clusters (`to: MeshService`).
+    service: Option<String>,
 }
 
 /// One selected policy, with its priority.
@@ -120,6 +128,28 @@ fn initial_policies(index: &Index<'_>, mesh: &str, timeouts: &InitialTimeouts) -
                     },
                 }],
                 rules: Vec::new(),
+            }),
+        ));
+    }
+    if !skips("MeshCircuitBreaker") {
+        out.push((
+            format!("mesh-circuit-breaker-all-{mesh}"),
+            PolicySpec::MeshCircuitBreaker(Policy {
+                target_ref: mesh_ref(Vec::new()),
+                to: vec![PolicyItem {
+                    target_ref: to_mesh(),
+                    default: CircuitBreakerConf {
+                        connection_limits: Some(ConnectionLimits {
+                            max_connections: Some(1024),
+                            max_pending_requests: Some(1024),
+                            max_requests: Some(1024),
+                            max_retries: Some(3),
+                            max_connection_pools: None,
+                        }),
+                        outlier_detection: None,
+                    },
+                }],
+                ..Policy::default()
             }),
         ));
     }
@@ -216,7 +246,13 @@ fn select<'a>(
                 continue;
             };
             let route_target = route.spec.target_ref.clone().unwrap_or_default();
-            let keys = route.spec.to.iter().flat_map(|t| t.rules.iter().map(|r| rule_key(&r.matches))).collect();
+            let keys = route
+                .spec
+                .to
+                .iter()
+                .filter(|t| t.target_ref.kind == "Mesh")
+                .flat_map(|t| t.rules.iter().map(|r| rule_key(&r.matches)))
+                .collect();
             (selection(&route_target, gateway), Some(keys))
         } else {
             (selection(&target, gateway), None)
@@ -229,10 +265,20 @@ fn select<'a>(
     out
 }
 
-/// The `to: Mesh` confs and the inbound (`rules`, `from`) confs of a policy, as JSON.
-fn sections<C: Serialize>(p: &Policy<C>) -> (Vec<Value>, Vec<Value>) {
+/// A policy's outbound confs — `to: Mesh` (service `None`) and `to: MeshService` items — and its inbound
+/// (`rules`, `from`) confs, as JSON.
+type Sections = (Vec<(Option<String>, Value)>, Vec<Value>);
+
+fn sections<C: Serialize>(p: &Policy<C>) -> Sections {
     let json = |c: &C| serde_json::to_value(c).unwrap_or(Value::Null);
-    let to = p.to.iter().filter(|t| t.target_ref.kind == "Mesh").map(|t| json(&t.default)).collect();
+    let to =
+        p.to.iter()
+            .filter_map(|t| match t.target_ref.kind.as_str() {
+                "Mesh" => Some((None, json(&t.default))),
+                "MeshService" => Some((Some(t.target_ref.name.clone()), json(&t.default))),
+                _ => None,
+            })
+            .collect();
     let inbound = p
         .rules
         .iter()
@@ -242,13 +288,16 @@ fn sections<C: Serialize>(p: &Policy<C>) -> (Vec<Value>, Vec<Value>) {
     (to, inbound)
 }
 
-fn spec_sections(spec: &PolicySpec) -> (Vec<Value>, Vec<Value>) {
+fn spec_sections(spec: &PolicySpec) -> Sections {
     match spec {
         PolicySpec::MeshTimeout(p) => sections(p),
         PolicySpec::MeshRetry(p) => sections(p),
         PolicySpec::MeshRateLimit(p) => sections(p),
         PolicySpec::MeshFaultInjection(p) => sections(p),
         PolicySpec::MeshAccessLog(p) => sections(p),
+        PolicySpec::MeshCircuitBreaker(p) => sections(p),
+        PolicySpec::MeshHealthCheck(p) => sections(p),
+        PolicySpec::MeshLoadBalancingStrategy(p) => sections(p),
     }
 }
 
@@ -365,12 +414,16 @@ fn port_confs(selected: &[Selected<'_>], listener: &Listener) -> PortConfs {
         }
         let (to, inbound) = spec_sections(&s.spec);
         let kind = s.spec.kind();
-        for conf in to {
-            confs.to.push(Contribution { kind, name: s.name.clone(), conf, routes: s.routes.clone() });
+        for (service, conf) in to {
+            // Per-route policies act on routes only, never on a destination service.
+            if service.is_some() && s.routes.is_some() {
+                continue;
+            }
+            confs.to.push(Contribution { kind, name: s.name.clone(), conf, routes: s.routes.clone(), service });
         }
         if s.routes.is_none() {
             for conf in inbound {
-                confs.inbound.push(Contribution { kind, name: s.name.clone(), conf, routes: None });
+                confs.inbound.push(Contribution { kind, name: s.name.clone(), conf, routes: None, service: None });
             }
         }
     }
@@ -392,9 +445,17 @@ pub fn apply(
 ) {
     let selected = select(index, mesh, gateway, timeouts, diagnostics);
     let service = dp_tags.get(SERVICE_TAG).cloned().unwrap_or_default();
+    // A cluster takes its destination policies from the first listener (by port) that sends to it.
+    let mut cluster_confs: BTreeMap<String, (usize, Protocol)> = BTreeMap::new();
+    let mut all_confs = Vec::new();
     for listener in listeners.iter_mut() {
         let confs = port_confs(&selected, listener);
-        let port_wide = |kind: PolicyKind| confs.to.iter().filter(move |c| c.kind == kind && c.routes.is_none());
+        for name in cluster_names(listener) {
+            cluster_confs.entry(name).or_insert((all_confs.len(), listener.protocol));
+        }
+        let port_wide = |kind: PolicyKind| {
+            confs.to.iter().filter(move |c| c.kind == kind && c.routes.is_none() && c.service.is_none())
+        };
         let inbound = |kind: PolicyKind| confs.inbound.iter().filter(move |c| c.kind == kind);
         let subject = format!("MeshGateway {gateway} listener {}", listener.name);
         let mut lp = ListenerPolicies::default();
@@ -407,19 +468,6 @@ pub fn apply(
             lp.request_headers_timeout_ms = http.request_headers_timeout.as_ref().map(ms);
             lp.stream_idle_timeout_ms = http.stream_idle_timeout.as_ref().map(ms);
             lp.applied.extend(m.applied);
-        }
-        if let Some(m) = merge(port_wide(PolicyKind::MeshTimeout)) {
-            let c: TimeoutConf = typed(&m, &subject, diagnostics);
-            if let Some(connect) = c.connection_timeout.as_ref().map(ms) {
-                for name in cluster_names(listener) {
-                    if let Some(cluster) = clusters.get_mut(&name)
-                        && cluster.connect_timeout_ms.is_none()
-                    {
-                        cluster.connect_timeout_ms = Some(connect);
-                    }
-                }
-            }
-            extend_applied(&mut lp.applied, m.applied);
         }
         // MeshRetry (TCP part), MeshRateLimit (TCP part), MeshFaultInjection, MeshAccessLog: port-wide.
         if let Some(m) = merge(port_wide(PolicyKind::MeshRetry)) {
@@ -475,7 +523,172 @@ pub fn apply(
                 route.policies = route_policies(&confs.to, route, &subject, diagnostics);
             }
         }
+        all_confs.push(confs);
     }
+    for (name, (at, protocol)) in cluster_confs {
+        let (Some(cluster), Some(confs)) = (clusters.get_mut(&name), all_confs.get(at)) else { continue };
+        let subject = format!("MeshGateway {gateway} cluster {name}");
+        cluster_policies(cluster, &confs.to, protocol, &subject, diagnostics);
+    }
+}
+
+/// The destination policies of a cluster: `to: Mesh` and `to: MeshService <its service>` confs, in order.
+fn cluster_policies(
+    cluster: &mut Cluster,
+    to: &[Contribution],
+    protocol: Protocol,
+    subject: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    let owned = cluster.service.clone();
+    let service = owned.as_str();
+    let for_cluster = |kind: PolicyKind| {
+        to.iter()
+            .filter(move |c| c.kind == kind && c.routes.is_none() && c.service.as_deref().is_none_or(|s| s == service))
+    };
+    if let Some(m) = merge(for_cluster(PolicyKind::MeshTimeout)) {
+        let c: TimeoutConf = typed(&m, subject, diagnostics);
+        if let Some(connect) = c.connection_timeout.as_ref().map(ms) {
+            cluster.connect_timeout_ms = Some(connect);
+            extend_applied(&mut cluster.applied, m.applied);
+        }
+    }
+    if let Some(m) = merge(for_cluster(PolicyKind::MeshLoadBalancingStrategy)) {
+        let c: LoadBalancingConf = typed(&m, subject, diagnostics);
+        cluster.load_balancer = load_balancer(&c);
+        extend_applied(&mut cluster.applied, m.applied);
+    }
+    if let Some(m) = merge(for_cluster(PolicyKind::MeshCircuitBreaker)) {
+        let c: CircuitBreakerConf = typed(&m, subject, diagnostics);
+        cluster.circuit_breaker = Some(circuit_breaker(&c));
+        extend_applied(&mut cluster.applied, m.applied);
+    }
+    if let Some(m) = merge(for_cluster(PolicyKind::MeshHealthCheck)) {
+        let c: HealthCheckConf = typed(&m, subject, diagnostics);
+        cluster.health_check = health_check(&c, protocol);
+        extend_applied(&mut cluster.applied, m.applied);
+    }
+}
+
+fn hash_keys(policies: &[HashPolicy]) -> Vec<HashKey> {
+    policies
+        .iter()
+        .filter_map(|h| {
+            let source = match h.kind.as_str() {
+                "Header" => HashSource::Header(h.header.as_ref()?.name.to_ascii_lowercase()),
+                "Cookie" => HashSource::Cookie(h.cookie.as_ref()?.name.clone()),
+                "QueryParameter" => HashSource::QueryParameter(h.query_parameter.as_ref()?.name.clone()),
+                "SourceIP" => HashSource::SourceIp,
+                "Connection" if h.connection.as_ref()?.source_ip == Some(true) => HashSource::SourceIp,
+                _ => return None,
+            };
+            Some(HashKey { source, terminal: h.terminal.unwrap_or(false) })
+        })
+        .collect()
+}
+
+fn load_balancer(c: &LoadBalancingConf) -> LoadBalancer {
+    let top_hash = c.hash_policies.as_deref().unwrap_or_default();
+    let Some(lb) = &c.load_balancer else { return LoadBalancer::RoundRobin };
+    match lb.kind.as_str() {
+        "LeastRequest" => LoadBalancer::LeastRequest {
+            choice_count: lb.least_request.as_ref().and_then(|l| l.choice_count).unwrap_or(2).max(2),
+        },
+        "Random" => LoadBalancer::Random,
+        "RingHash" => {
+            let rh = lb.ring_hash.clone().unwrap_or_default();
+            let policies = rh.hash_policies.as_deref().unwrap_or(top_hash);
+            LoadBalancer::RingHash { min_ring_size: rh.min_ring_size.unwrap_or(1024).max(1), hash: hash_keys(policies) }
+        }
+        "Maglev" => {
+            let m = lb.maglev.clone().unwrap_or_default();
+            let policies = m.hash_policies.as_deref().unwrap_or(top_hash);
+            LoadBalancer::Maglev { table_size: m.table_size.unwrap_or(65537).max(1), hash: hash_keys(policies) }
+        }
+        _ => LoadBalancer::RoundRobin,
+    }
+}
+
+fn circuit_breaker(c: &CircuitBreakerConf) -> CircuitBreaker {
+    // Envoy's defaults for what a policy leaves unset.
+    let limits = c.connection_limits.clone().unwrap_or_default();
+    let outlier = c.outlier_detection.as_ref().filter(|o| o.disabled != Some(true)).map(|o| {
+        let d = o.detectors.clone().unwrap_or_default();
+        Outlier {
+            interval_ms: o.interval.as_ref().map_or(10_000, ms),
+            base_ejection_ms: o.base_ejection_time.as_ref().map_or(30_000, ms),
+            max_ejection_percent: o.max_ejection_percent.unwrap_or(10).min(100),
+            split_local: o.split_external_and_local_errors.unwrap_or(false),
+            consecutive_5xx: d.total_failures.map(|c| c.consecutive.unwrap_or(5)),
+            consecutive_gateway: d.gateway_failures.map(|c| c.consecutive.unwrap_or(5)),
+            consecutive_local: d.local_origin_failures.map(|c| c.consecutive.unwrap_or(5)),
+            success_rate: d.success_rate.map(|s| {
+                (
+                    s.minimum_hosts.unwrap_or(5),
+                    s.request_volume.unwrap_or(100),
+                    s.standard_deviation_factor.as_ref().and_then(|f| f.as_f64()).unwrap_or(1.9),
+                )
+            }),
+            failure_percentage: d
+                .failure_percentage
+                .map(|f| (f.minimum_hosts.unwrap_or(5), f.request_volume.unwrap_or(50), f.threshold.unwrap_or(85))),
+        }
+    });
+    CircuitBreaker {
+        max_connections: limits.max_connections.unwrap_or(1024),
+        max_pending_requests: limits.max_pending_requests.unwrap_or(1024),
+        max_requests: limits.max_requests.unwrap_or(1024),
+        max_retries: limits.max_retries.unwrap_or(3),
+        outlier,
+    }
+}
+
+/// The health check of a cluster; the checker type follows the gateway listener's protocol (as Kuma does).
+fn health_check(c: &HealthCheckConf, protocol: Protocol) -> Option<HealthCheck> {
+    let http = c.http.as_ref().filter(|h| h.disabled != Some(true));
+    let tcp = c.tcp.as_ref().filter(|t| t.disabled != Some(true));
+    let decode = |s: &str| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.decode(s).unwrap_or_else(|_| s.as_bytes().to_vec())
+    };
+    let check = match (protocol.is_http(), http, tcp) {
+        (true, Some(h), _) => HealthCheckKind::Http {
+            path: h.path.clone().unwrap_or_else(|| "/".to_owned()),
+            expected_statuses: h
+                .expected_statuses
+                .as_ref()
+                .map(|s| s.iter().filter_map(|v| u16::try_from(*v).ok()).collect())
+                .unwrap_or_else(|| vec![200]),
+            headers: h
+                .request_headers_to_add
+                .as_ref()
+                .map(|changes| HeaderOps {
+                    set: changes.set.iter().flatten().map(|h| (h.name.clone(), h.value.clone())).collect(),
+                    add: changes.add.iter().flatten().map(|h| (h.name.clone(), h.value.clone())).collect(),
+                    remove: Vec::new(),
+                })
+                .unwrap_or_default(),
+        },
+        (_, _, Some(t)) => HealthCheckKind::Tcp {
+            send: t.send.as_deref().map(decode).unwrap_or_default(),
+            receive: t.receive.iter().flatten().map(|r| decode(r)).collect(),
+        },
+        (false, _, None) if http.is_some() => HealthCheckKind::Tcp { send: Vec::new(), receive: Vec::new() },
+        _ => return None,
+    };
+    let interval_ms = c.interval.as_ref().map_or(60_000, ms).max(1);
+    let jitter_ms = c.interval_jitter.as_ref().map_or(0, ms)
+        + c.interval_jitter_percent.map_or(0, |p| interval_ms * u64::try_from(p.clamp(0, 100)).unwrap_or(0) / 100);
+    Some(HealthCheck {
+        interval_ms,
+        timeout_ms: c.timeout.as_ref().map_or(15_000, ms).max(1),
+        unhealthy_threshold: c.unhealthy_threshold.and_then(|v| u32::try_from(v).ok()).unwrap_or(5).max(1),
+        healthy_threshold: c.healthy_threshold.and_then(|v| u32::try_from(v).ok()).unwrap_or(1).max(1),
+        jitter_ms,
+        panic_threshold: c.healthy_panic_threshold.as_ref().and_then(|p| p.as_f64()).unwrap_or(50.0),
+        fail_traffic_on_panic: c.fail_traffic_on_panic.unwrap_or(false),
+        check,
+    })
 }
 
 fn extend_applied(list: &mut Vec<AppliedPolicy>, more: Vec<AppliedPolicy>) {
@@ -514,7 +727,9 @@ fn route_policies(
     let key = &route.source.rule_key;
     let mut rp = RoutePolicies::default();
     let for_route = |kind: PolicyKind| {
-        to.iter().filter(move |c| c.kind == kind && c.routes.as_ref().is_none_or(|keys| keys.contains(key)))
+        to.iter().filter(move |c| {
+            c.kind == kind && c.service.is_none() && c.routes.as_ref().is_none_or(|keys| keys.contains(key))
+        })
     };
     if let Some(m) = merge(for_route(PolicyKind::MeshTimeout)) {
         let c: TimeoutConf = typed(&m, subject, diagnostics);
@@ -757,7 +972,7 @@ mod tests {
     }
 
     fn contribution(name: &str, conf: Value) -> Contribution {
-        Contribution { kind: PolicyKind::MeshTimeout, name: name.to_owned(), conf, routes: None }
+        Contribution { kind: PolicyKind::MeshTimeout, name: name.to_owned(), conf, routes: None, service: None }
     }
 
     #[test]
@@ -771,5 +986,575 @@ mod tests {
         assert_eq!(m.value, json!({"idleTimeout": "4s", "http": {"requestTimeout": "3s"}}));
         let status: Vec<(&str, &str)> = m.applied.iter().map(|a| (a.name.as_str(), a.status.as_str())).collect();
         assert_eq!(status, vec![("a", "overridden"), ("b", "applied"), ("c", "applied")]);
+    }
+
+    // ---- Through the compiler: resources in, plan out (policy reference §1, §3, §5). ----
+
+    use crate::tests::compile_text;
+    use meshgate_plan::GatewayPlan;
+
+    /// A builtin gateway `gw` (Dataplane `gw-1` at 127.0.0.1, service `gw`, mesh `default`) with `listeners`, and
+    /// Dataplanes serving services `a` and `b`.
+    fn gateway(listeners: &str) -> String {
+        format!(
+            "type: Dataplane\nname: gw-1\nnetworking:\n  address: 127.0.0.1\n  gateway:\n    type: BUILTIN\n    tags: {{kuma.io/service: gw}}\n---\ntype: Dataplane\nname: a-1\nnetworking:\n  address: 127.0.0.2\n  inbound: [{{port: 80, tags: {{kuma.io/service: a}}}}]\n---\ntype: Dataplane\nname: b-1\nnetworking:\n  address: 127.0.0.3\n  inbound: [{{port: 80, tags: {{kuma.io/service: b}}}}]\n---\ntype: MeshGateway\nname: gw\nselectors: [{{match: {{kuma.io/service: gw}}}}]\nconf:\n  listeners: {listeners}\n"
+        )
+    }
+
+    /// One HTTP listener on port 8080, with listener tags `l: one`.
+    const HTTP_8080: &str = "[{port: 8080, protocol: HTTP, tags: {l: one}}]";
+
+    /// The whole gateway `gw`.
+    const GW: &str = "{kind: MeshGateway, name: gw}";
+
+    /// The listeners of `gw` tagged `l: one`.
+    const GW_ONE: &str = "{kind: MeshGateway, name: gw, tags: {l: one}}";
+
+    /// The Mesh resource of mesh `default` without Kuma's initial policies.
+    const NO_INITIAL_POLICIES: &str = "---\ntype: Mesh\nname: default\nskipCreatingInitialPolicies: ['*']\n";
+
+    const INITIAL_TIMEOUT: &str = "mesh-gateways-timeout-all-default";
+    const INITIAL_RETRY: &str = "mesh-retry-all-default";
+
+    /// A MeshHTTPRoute `name` (top-level `target`) with one rule: prefix `prefix` to service `service`.
+    fn http_route(name: &str, target: &str, prefix: &str, service: &str) -> String {
+        format!(
+            "---\ntype: MeshHTTPRoute\nname: {name}\nspec:\n  targetRef: {target}\n  to: [{{targetRef: {{kind: Mesh}}, rules: [{{matches: [{{path: {{type: PathPrefix, value: {prefix}}}}}], default: {{backendRefs: [{{kind: MeshService, name: {service}}}]}}}}]}}]\n"
+        )
+    }
+
+    /// A policy of `kind` named `name` (top-level `target`) with one `to: Mesh` item whose default is `conf`.
+    fn to_policy(kind: &str, name: &str, target: &str, conf: &str) -> String {
+        format!(
+            "---\ntype: {kind}\nname: {name}\nspec:\n  targetRef: {target}\n  to: [{{targetRef: {{kind: Mesh}}, default: {conf}}}]\n"
+        )
+    }
+
+    /// A policy of `kind` named `name` (top-level `target`) with one `rules` item (inbound) whose default is `conf`.
+    fn rules_policy(kind: &str, name: &str, target: &str, conf: &str) -> String {
+        format!("---\ntype: {kind}\nname: {name}\nspec:\n  targetRef: {target}\n  rules: [{{default: {conf}}}]\n")
+    }
+
+    fn listener_on(plan: &GatewayPlan, port: u16) -> &Listener {
+        plan.listeners
+            .iter()
+            .find(|l| l.port == port)
+            .unwrap_or_else(|| panic!("no listener on port {port} in {:?}", plan.listeners))
+    }
+
+    /// Every route entry of a listener (there is always at least one).
+    fn all_routes(listener: &Listener) -> Vec<&Route> {
+        let vhosts =
+            listener.virtual_hosts.iter().chain(listener.tls_chains.iter().flat_map(|c| c.virtual_hosts.iter()));
+        let routes: Vec<&Route> = vhosts.flat_map(|v| v.routes.iter()).collect();
+        assert!(!routes.is_empty(), "{} has no route entries", listener.name);
+        routes
+    }
+
+    /// (name, status) of the `kind` policies of an `applied` list, in merge order.
+    fn statuses<'a>(applied: &'a [AppliedPolicy], kind: &str) -> Vec<(&'a str, &'a str)> {
+        applied.iter().filter(|a| a.kind == kind).map(|a| (a.name.as_str(), a.status.as_str())).collect()
+    }
+
+    /// The route retry of Kuma's `mesh-retry-all-<mesh>`.
+    fn initial_retry() -> RetryPolicy {
+        RetryPolicy {
+            num_retries: 5,
+            per_try_timeout_ms: 16_000,
+            base_interval_ms: 25,
+            max_interval_ms: 250,
+            on_5xx: false,
+            on_gateway_error: true,
+            on_reset: false,
+            on_connect_failure: true,
+            on_retriable_4xx: false,
+            statuses: Vec::new(),
+            methods: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn initial_policies_give_kumas_gateway_timeouts_and_retries_unless_skipped() {
+        let kuma = (Some(300_000_u64), Some(500_u64), Some(5_000_u64));
+        let unset = (None, None, None);
+        let skip = |kinds: &str| format!("---\ntype: Mesh\nname: default\nskipCreatingInitialPolicies: {kinds}\n");
+        // (case, Mesh resource, listener idle / request headers / stream idle timeouts, route retry, initial
+        // policies in force)
+        let cases = [
+            ("no Mesh resource", String::new(), kuma, Some(initial_retry()), vec![INITIAL_TIMEOUT, INITIAL_RETRY]),
+            (
+                "another kind skipped",
+                skip("[MeshCircuitBreaker]"),
+                kuma,
+                Some(initial_retry()),
+                vec![INITIAL_TIMEOUT, INITIAL_RETRY],
+            ),
+            ("all skipped", skip("['*']"), unset, None, vec![]),
+            ("MeshRetry skipped", skip("[MeshRetry]"), kuma, None, vec![INITIAL_TIMEOUT]),
+            ("MeshTimeout skipped", skip("[MeshTimeout]"), unset, Some(initial_retry()), vec![INITIAL_RETRY]),
+        ];
+        for (case, mesh, timeouts, retry, in_force) in cases {
+            let plan = compile_text(&format!("{}{}{mesh}", gateway(HTTP_8080), http_route("r1", GW, "/a", "a")));
+            assert!(plan.diagnostics.is_empty(), "{case}: {:?}", plan.diagnostics);
+            let l = listener_on(&plan, 8080);
+            let p = &l.policies;
+            assert_eq!(
+                (p.idle_timeout_ms, p.request_headers_timeout_ms, p.stream_idle_timeout_ms),
+                timeouts,
+                "{case}: listener timeouts"
+            );
+            let on_listener: Vec<(&str, &str)> =
+                in_force.iter().filter(|n| **n == INITIAL_TIMEOUT).map(|n| (*n, "applied")).collect();
+            assert_eq!(statuses(&p.applied, "MeshTimeout"), on_listener, "{case}: listener applied");
+            assert_eq!(p.max_connect_attempts, None, "{case}: an HTTP listener takes MeshRetry's http section");
+            let on_routes: Vec<(&str, &str)> = in_force.iter().map(|n| (*n, "applied")).collect();
+            for r in all_routes(l) {
+                assert_eq!(r.policies.retry, retry, "{case}: retry on {:?}", r.path);
+                assert_eq!(r.policies.request_timeout_ms, None, "{case}: request timeout on {:?}", r.path);
+                assert_eq!(
+                    r.policies.stream_idle_timeout_ms, timeouts.2,
+                    "{case}: stream idle timeout on {:?}",
+                    r.path
+                );
+                let applied: Vec<(&str, &str)> =
+                    r.policies.applied.iter().map(|a| (a.name.as_str(), a.status.as_str())).collect();
+                assert_eq!(applied, on_routes, "{case}: applied on {:?}", r.path);
+            }
+        }
+    }
+
+    #[test]
+    fn a_policy_on_one_listener_applies_to_every_hostname_of_its_port_and_no_other_port() {
+        let listeners = "[{port: 8080, protocol: HTTP, hostname: one.example.com, tags: {l: one}}, {port: 8080, protocol: HTTP, hostname: two.example.com, tags: {l: two}}, {port: 9090, protocol: HTTP, tags: {l: other}}]";
+        let text = format!(
+            "{}{}{}{}",
+            gateway(listeners),
+            http_route("r1", GW, "/a", "a"),
+            rules_policy(
+                "MeshTimeout",
+                "listener-one",
+                GW_ONE,
+                "{idleTimeout: 10m, http: {requestHeadersTimeout: 2s, streamIdleTimeout: 30s}}"
+            ),
+            to_policy("MeshTimeout", "routes-one", GW_ONE, "{http: {requestTimeout: 3s}}"),
+        );
+        let plan = compile_text(&text);
+        let selected = listener_on(&plan, 8080);
+        let p = &selected.policies;
+        assert_eq!(
+            (p.idle_timeout_ms, p.request_headers_timeout_ms, p.stream_idle_timeout_ms),
+            (Some(600_000), Some(2_000), Some(30_000)),
+            "the port of the selected listener"
+        );
+        let mut domains: Vec<&str> = selected.virtual_hosts.iter().map(|v| v.domain.as_str()).collect();
+        domains.sort_unstable();
+        assert_eq!(domains, vec!["one.example.com", "two.example.com"]);
+        for v in &selected.virtual_hosts {
+            assert!(!v.routes.is_empty(), "{}", v.domain);
+            for r in &v.routes {
+                assert_eq!(r.policies.request_timeout_ms, Some(3_000), "{} {:?}: keyed by port", v.domain, r.path);
+            }
+        }
+        let other = listener_on(&plan, 9090);
+        let p = &other.policies;
+        assert_eq!(
+            (p.idle_timeout_ms, p.request_headers_timeout_ms, p.stream_idle_timeout_ms),
+            (Some(300_000), Some(500), Some(5_000)),
+            "another port keeps the initial timeouts"
+        );
+        assert!(!p.applied.iter().any(|a| a.name.ends_with("-one")), "{:?}", p.applied);
+        for r in all_routes(other) {
+            assert_eq!(r.policies.request_timeout_ms, None, "another port: {:?}", r.path);
+            assert!(!r.policies.applied.iter().any(|a| a.name.ends_with("-one")), "{:?}", r.policies.applied);
+        }
+    }
+
+    #[test]
+    fn the_highest_priority_policy_wins_and_the_losers_are_reported() {
+        let timeout = |name: &str, target: &str, conf: &str| to_policy("MeshTimeout", name, target, conf);
+        let one_s = "{http: {requestTimeout: 1s}}";
+        let two_s = "{http: {requestTimeout: 2s}}";
+        // (case, policies, route request timeout, MeshTimeout (name, status) in merge order)
+        let cases = [
+            (
+                "MeshGateway beats Mesh whatever the names",
+                vec![timeout("a-mesh", "{kind: Mesh}", one_s), timeout("z-gateway", GW, two_s)],
+                Some(2_000_u64),
+                vec![("a-mesh", "overridden"), ("z-gateway", "applied")],
+            ),
+            (
+                "MeshGateway beats Mesh with proxyTypes Gateway",
+                vec![timeout("a-mesh", "{kind: Mesh, proxyTypes: [Gateway]}", one_s), timeout("z-gateway", GW, two_s)],
+                Some(2_000),
+                vec![("a-mesh", "overridden"), ("z-gateway", "applied")],
+            ),
+            (
+                "MeshGateway beats MeshSubset",
+                vec![timeout("a-subset", "{kind: MeshSubset, tags: {l: one}}", one_s), timeout("z-gateway", GW, two_s)],
+                Some(2_000),
+                vec![("a-subset", "overridden"), ("z-gateway", "applied")],
+            ),
+            (
+                "MeshService beats MeshGateway",
+                vec![timeout("a-gateway", GW, one_s), timeout("z-service", "{kind: MeshService, name: gw}", two_s)],
+                Some(2_000),
+                vec![("a-gateway", "overridden"), ("z-service", "applied")],
+            ),
+            (
+                "listener tags beat the whole gateway",
+                vec![timeout("a-whole", GW, one_s), timeout("z-tagged", GW_ONE, two_s)],
+                Some(2_000),
+                vec![("a-whole", "overridden"), ("z-tagged", "applied")],
+            ),
+            (
+                "among equals the smallest name wins",
+                vec![timeout("b", GW, two_s), timeout("a", GW, one_s)],
+                Some(1_000),
+                vec![("b", "overridden"), ("a", "applied")],
+            ),
+            (
+                "a loser with a value that survives stays applied",
+                vec![timeout("b", GW, "{http: {requestTimeout: 2s, streamIdleTimeout: 7s}}"), timeout("a", GW, one_s)],
+                Some(1_000),
+                vec![("b", "applied"), ("a", "applied")],
+            ),
+        ];
+        for (case, policies, request_timeout, want) in cases {
+            let text = format!(
+                "{}{NO_INITIAL_POLICIES}{}{}",
+                gateway(HTTP_8080),
+                http_route("r1", GW, "/a", "a"),
+                policies.concat()
+            );
+            let plan = compile_text(&text);
+            for r in all_routes(listener_on(&plan, 8080)) {
+                assert_eq!(r.policies.request_timeout_ms, request_timeout, "{case}: {:?}", r.path);
+                assert_eq!(statuses(&r.policies.applied, "MeshTimeout"), want, "{case}: {:?}", r.path);
+            }
+        }
+    }
+
+    #[test]
+    fn partial_confs_merge_deeply_and_connection_timeouts_reach_the_clusters_of_the_port() {
+        let listeners = "[{port: 8080, protocol: HTTP, tags: {l: one}}, {port: 9090, protocol: HTTP, tags: {l: two}}]";
+        let text = format!(
+            "{}{}{}{}{}",
+            gateway(listeners),
+            http_route("r1", GW_ONE, "/a", "a"),
+            http_route("r2", "{kind: MeshGateway, name: gw, tags: {l: two}}", "/b", "b"),
+            to_policy("MeshTimeout", "b-low", GW_ONE, "{connectionTimeout: 2s, http: {requestTimeout: 5s}}"),
+            to_policy("MeshTimeout", "a-high", GW_ONE, "{http: {streamIdleTimeout: 7s}}"),
+        );
+        let plan = compile_text(&text);
+        for r in all_routes(listener_on(&plan, 8080)) {
+            assert_eq!(r.source.name, "r1");
+            assert_eq!(
+                (r.policies.request_timeout_ms, r.policies.stream_idle_timeout_ms),
+                (Some(5_000), Some(7_000)),
+                "{:?}",
+                r.path
+            );
+            assert_eq!(
+                statuses(&r.policies.applied, "MeshTimeout"),
+                vec![(INITIAL_TIMEOUT, "applied"), ("b-low", "applied"), ("a-high", "applied")],
+                "{:?}",
+                r.path
+            );
+        }
+        for r in all_routes(listener_on(&plan, 9090)) {
+            assert_eq!(r.source.name, "r2");
+            assert_eq!(
+                (r.policies.request_timeout_ms, r.policies.stream_idle_timeout_ms),
+                (None, Some(5_000)),
+                "another port keeps the initial policy's: {:?}",
+                r.path
+            );
+        }
+        let connect = |name: &str| plan.clusters.get(name).map(|c| c.connect_timeout_ms);
+        assert_eq!(connect("a"), Some(Some(2_000)), "{:?}", plan.clusters);
+        assert_eq!(connect("b"), Some(None), "{:?}", plan.clusters);
+    }
+
+    #[test]
+    fn policies_targeting_a_meshhttproute_apply_to_its_rules_only() {
+        let r1 = "{kind: MeshHTTPRoute, name: r1}";
+        let text = format!(
+            "{}{}{}{}{}{}",
+            gateway(HTTP_8080),
+            http_route("r1", GW, "/a", "a"),
+            http_route("r2", GW, "/b", "b"),
+            to_policy("MeshTimeout", "a-gateway", GW, "{http: {requestTimeout: 9s}}"),
+            to_policy("MeshTimeout", "r1-timeout", r1, "{http: {requestTimeout: 2s}}"),
+            to_policy(
+                "MeshRateLimit",
+                "r1-limit",
+                r1,
+                "{local: {http: {requestRate: {num: 10, interval: 1s}, onRateLimit: {headers: {set: [{name: x-limited, value: 'true'}], add: [{name: x-why, value: rate}]}}}}}"
+            ),
+        );
+        let plan = compile_text(&text);
+        assert!(plan.diagnostics.is_empty(), "{:?}", plan.diagnostics);
+        let l = listener_on(&plan, 8080);
+        let limit = RateLimit {
+            num: 10,
+            interval_ms: 1_000,
+            status: 429,
+            headers: HeaderOps {
+                set: vec![("x-limited".to_owned(), "true".to_owned())],
+                add: vec![("x-why".to_owned(), "rate".to_owned())],
+                remove: Vec::new(),
+            },
+        };
+        let mut seen = BTreeSet::new();
+        for r in all_routes(l) {
+            seen.insert(r.source.name.as_str());
+            let p = &r.policies;
+            match r.source.name.as_str() {
+                "r1" => {
+                    assert_eq!(p.request_timeout_ms, Some(2_000), "the per-route conf wins: {:?}", r.path);
+                    assert_eq!(p.stream_idle_timeout_ms, Some(5_000), "port-wide values stay: {:?}", r.path);
+                    assert_eq!(p.rate_limit.as_ref(), Some(&limit), "{:?}", r.path);
+                    assert_eq!(
+                        statuses(&p.applied, "MeshTimeout"),
+                        vec![(INITIAL_TIMEOUT, "applied"), ("a-gateway", "overridden"), ("r1-timeout", "applied")],
+                        "{:?}",
+                        r.path
+                    );
+                    assert_eq!(statuses(&p.applied, "MeshRateLimit"), vec![("r1-limit", "applied")], "{:?}", r.path);
+                }
+                "r2" => {
+                    assert_eq!(p.request_timeout_ms, Some(9_000), "{:?}", r.path);
+                    assert_eq!(p.stream_idle_timeout_ms, Some(5_000), "{:?}", r.path);
+                    assert_eq!(p.rate_limit, None, "{:?}", r.path);
+                    assert!(!p.applied.iter().any(|a| a.name.starts_with("r1-")), "{:?}", p.applied);
+                }
+                other => panic!("unexpected route entry from {other:?}: {r:?}"),
+            }
+        }
+        assert_eq!(seen, BTreeSet::from(["r1", "r2"]));
+        assert!(!l.policies.applied.iter().any(|a| a.name.starts_with("r1-")), "{:?}", l.policies.applied);
+    }
+
+    #[test]
+    fn policies_that_do_not_select_the_gateway_change_nothing() {
+        for target in [
+            "{kind: Dataplane, name: gw-1}",
+            "{kind: Mesh, proxyTypes: [Sidecar]}",
+            "{kind: MeshSubset, proxyTypes: [Sidecar], tags: {l: one}}",
+            "{kind: MeshSubset, tags: {l: two}}",
+            "{kind: MeshGateway, name: other}",
+            "{kind: MeshGateway, name: gw, tags: {l: two}}",
+            "{kind: MeshService, name: other}",
+        ] {
+            let text = format!(
+                "{}{NO_INITIAL_POLICIES}{}{}{}{}{}",
+                gateway(HTTP_8080),
+                http_route("r1", GW, "/a", "a"),
+                to_policy("MeshTimeout", "outbound", target, "{connectionTimeout: 2s, http: {requestTimeout: 9s}}"),
+                rules_policy("MeshTimeout", "inbound", target, "{idleTimeout: 1s}"),
+                to_policy("MeshRetry", "retry", target, "{http: {numRetries: 2}}"),
+                to_policy(
+                    "MeshFaultInjection",
+                    "faults",
+                    target,
+                    "{http: [{abort: {httpStatus: 500, percentage: 100}}]}"
+                ),
+            );
+            let plan = compile_text(&text);
+            assert!(plan.diagnostics.is_empty(), "{target}: {:?}", plan.diagnostics);
+            let l = listener_on(&plan, 8080);
+            assert_eq!(l.policies, ListenerPolicies::default(), "{target}");
+            for r in all_routes(l) {
+                assert_eq!(r.policies, RoutePolicies::default(), "{target}: {:?}", r.path);
+            }
+            assert!(plan.clusters.values().all(|c| c.connect_timeout_ms.is_none()), "{target}: {:?}", plan.clusters);
+        }
+    }
+
+    #[test]
+    fn a_policy_targeting_a_missing_meshhttproute_is_reported_and_changes_nothing() {
+        let text = format!(
+            "{}{NO_INITIAL_POLICIES}{}{}",
+            gateway(HTTP_8080),
+            http_route("r1", GW, "/a", "a"),
+            to_policy("MeshTimeout", "orphan", "{kind: MeshHTTPRoute, name: missing}", "{http: {requestTimeout: 2s}}"),
+        );
+        let plan = compile_text(&text);
+        let found: Vec<&Diagnostic> = plan
+            .diagnostics
+            .iter()
+            .filter(|d| d.message.contains("couldn't resolve MeshHTTPRoute targetRef"))
+            .collect();
+        assert_eq!(found.len(), 1, "{:?}", plan.diagnostics);
+        assert_eq!((found[0].severity, found[0].subject.as_str()), (Severity::Warning, "MeshTimeout orphan"));
+        for r in all_routes(listener_on(&plan, 8080)) {
+            assert_eq!(r.policies, RoutePolicies::default(), "{:?}", r.path);
+        }
+    }
+
+    #[test]
+    fn fault_injection_and_access_logs_apply_to_the_whole_listener() {
+        let fault_conf = "{http: [{abort: {httpStatus: 503, percentage: '12.5'}}, {delay: {value: 2s, percentage: 50}}, {responseBandwidth: {limit: 8kbps, percentage: 100}}]}";
+        let file_json = r#"{backends: [{type: File, file: {path: /tmp/gw.log, format: {type: Json, omitEmptyValues: true, json: [{key: mesh, value: "%KUMA_MESH%"}, {key: source, value: "%KUMA_SOURCE_SERVICE%"}, {key: destination, value: "%KUMA_DESTINATION_SERVICE%"}, {key: status, value: "%RESPONSE_CODE%"}]}}}, {type: OpenTelemetry, openTelemetry: {endpoint: "otel-collector:4317"}}]}"#;
+        let tcp_plain = r#"{backends: [{type: Tcp, tcp: {address: "logs.example:5000", format: {type: Plain, plain: "%KUMA_SOURCE_SERVICE%->%KUMA_DESTINATION_SERVICE% %KUMA_TRAFFIC_DIRECTION% %KUMA_SOURCE_ADDRESS%"}}}]}"#;
+        let text = format!(
+            "{}{}{}{}{}",
+            gateway(HTTP_8080),
+            http_route("r1", GW, "/a", "a"),
+            to_policy("MeshFaultInjection", "faults", GW, fault_conf),
+            to_policy("MeshAccessLog", "outbound-log", GW, file_json),
+            rules_policy("MeshAccessLog", "inbound-log", GW, tcp_plain),
+        );
+        let plan = compile_text(&text);
+        let l = listener_on(&plan, 8080);
+        assert_eq!(
+            l.policies.faults,
+            vec![
+                Fault::Abort { status: 503, percentage: 12.5 },
+                Fault::Delay { delay_ms: 2_000, percentage: 50.0 },
+                Fault::ResponseBandwidth { bytes_per_second: 1_000, percentage: 100.0 },
+            ]
+        );
+        let field = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        assert_eq!(
+            l.policies.access_logs,
+            vec![
+                AccessLog {
+                    sink: LogSink::File("/tmp/gw.log".to_owned()),
+                    format: LogFormat::Json {
+                        fields: vec![
+                            field("mesh", "default"),
+                            field("source", "gw"),
+                            field("destination", "*"),
+                            field("status", "%RESPONSE_CODE%"),
+                        ],
+                        omit_empty: true,
+                    },
+                },
+                AccessLog {
+                    sink: LogSink::Tcp("logs.example:5000".to_owned()),
+                    format: LogFormat::Plain("unknown->gw INBOUND 127.0.0.1:0".to_owned()),
+                },
+            ],
+            "`to` logs first (source: the gateway), then inbound ones (destination: the gateway)"
+        );
+        assert_eq!(statuses(&l.policies.applied, "MeshFaultInjection"), vec![("faults", "applied")]);
+        assert_eq!(
+            statuses(&l.policies.applied, "MeshAccessLog"),
+            vec![("outbound-log", "applied"), ("inbound-log", "applied")]
+        );
+        let otel: Vec<&Diagnostic> =
+            plan.diagnostics.iter().filter(|d| d.message.contains("\"OpenTelemetry\"")).collect();
+        assert_eq!(otel.len(), 1, "{:?}", plan.diagnostics);
+        assert_eq!(
+            (otel[0].severity, otel[0].subject.as_str()),
+            (Severity::Warning, "MeshGateway gw listener gw:HTTP:8080")
+        );
+        for r in all_routes(l) {
+            assert!(
+                r.policies.applied.iter().all(|a| a.kind != "MeshFaultInjection" && a.kind != "MeshAccessLog"),
+                "{:?}",
+                r.policies.applied
+            );
+        }
+    }
+
+    #[test]
+    fn access_log_backends_are_replaced_not_appended() {
+        let file = |path: &str| format!("{{backends: [{{type: File, file: {{path: {path}}}}}]}}");
+        let text = format!(
+            "{}{}{}{}",
+            gateway(HTTP_8080),
+            http_route("r1", GW, "/a", "a"),
+            to_policy("MeshAccessLog", "b-log", GW, &file("/tmp/b.log")),
+            to_policy("MeshAccessLog", "a-log", GW, &file("/tmp/a.log")),
+        );
+        let plan = compile_text(&text);
+        let l = listener_on(&plan, 8080);
+        let sinks: Vec<&LogSink> = l.policies.access_logs.iter().map(|a| &a.sink).collect();
+        assert_eq!(sinks, vec![&LogSink::File("/tmp/a.log".to_owned())]);
+        let LogFormat::Plain(line) = &l.policies.access_logs[0].format else {
+            panic!("Kuma's default format is plain: {:?}", l.policies.access_logs)
+        };
+        assert!(line.starts_with("[%START_TIME%] default \"%REQ(:METHOD)%"), "{line}");
+        assert!(line.contains("\"gw\" \"*\" \"127.0.0.1\" \"%UPSTREAM_HOST%\""), "{line}");
+        assert_eq!(statuses(&l.policies.applied, "MeshAccessLog"), vec![("b-log", "overridden"), ("a-log", "applied")]);
+    }
+
+    #[test]
+    fn meshretry_confs_become_route_retries() {
+        // (case, MeshRetry conf on the gateway, merged onto the initial policy's)
+        let cases = [
+            ("numRetries 0 turns retries off", "{http: {numRetries: 0}}", None),
+            (
+                "retryOn replaces the default conditions",
+                r#"{http: {retryOn: ["5xx", "429", "HttpMethodPost"]}}"#,
+                Some(RetryPolicy {
+                    on_5xx: true,
+                    on_gateway_error: false,
+                    on_connect_failure: false,
+                    statuses: vec![429],
+                    methods: vec!["POST".to_owned()],
+                    ..initial_retry()
+                }),
+            ),
+            (
+                "what a conf leaves out is the initial policy's",
+                "{http: {numRetries: 2, backOff: {baseInterval: 100ms}}}",
+                Some(RetryPolicy { num_retries: 2, base_interval_ms: 100, ..initial_retry() }),
+            ),
+        ];
+        for (case, conf, want) in cases {
+            let text = format!(
+                "{}{}{}",
+                gateway(HTTP_8080),
+                http_route("r1", GW, "/a", "a"),
+                to_policy("MeshRetry", "retry", GW, conf)
+            );
+            let plan = compile_text(&text);
+            assert!(plan.diagnostics.is_empty(), "{case}: {:?}", plan.diagnostics);
+            let l = listener_on(&plan, 8080);
+            assert_eq!(l.policies.max_connect_attempts, None, "{case}");
+            for r in all_routes(l) {
+                assert_eq!(r.policies.retry, want, "{case}: {:?}", r.path);
+                assert_eq!(
+                    statuses(&r.policies.applied, "MeshRetry"),
+                    vec![(INITIAL_RETRY, "applied"), ("retry", "applied")],
+                    "{case}: {:?}",
+                    r.path
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn tcp_listeners_take_connect_attempts_and_connection_rates() {
+        let tcp = "[{port: 9000, protocol: TCP}]";
+        let cases = [
+            ("the initial policy", String::new(), Some(5_u32)),
+            (
+                "a MeshRetry on the gateway",
+                to_policy("MeshRetry", "tcp-retry", GW, "{tcp: {maxConnectAttempt: 3}}"),
+                Some(3),
+            ),
+            ("no initial policies", NO_INITIAL_POLICIES.to_owned(), None),
+        ];
+        for (case, extra, want) in cases {
+            let plan = compile_text(&format!("{}{extra}", gateway(tcp)));
+            let l = listener_on(&plan, 9000);
+            assert_eq!(l.policies.max_connect_attempts, want, "{case}");
+        }
+        let text = format!(
+            "{}{}",
+            gateway(tcp),
+            to_policy("MeshRateLimit", "connections", GW, "{local: {tcp: {connectionRate: {num: 5, interval: 10s}}}}")
+        );
+        let plan = compile_text(&text);
+        let l = listener_on(&plan, 9000);
+        assert_eq!(
+            l.policies.connection_rate,
+            Some(RateLimit { num: 5, interval_ms: 10_000, status: 0, headers: HeaderOps::default() })
+        );
+        assert_eq!(statuses(&l.policies.applied, "MeshRateLimit"), vec![("connections", "applied")]);
     }
 }

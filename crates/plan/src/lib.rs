@@ -606,6 +606,167 @@ pub struct Cluster {
     /// listener, by port, that sends to it; none: the data plane's default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connect_timeout_ms: Option<u64>,
+    /// How endpoints are chosen (MeshLoadBalancingStrategy).
+    #[serde(default, skip_serializing_if = "LoadBalancer::is_round_robin")]
+    pub load_balancer: LoadBalancer,
+    /// Limits and outlier detection (MeshCircuitBreaker).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub circuit_breaker: Option<CircuitBreaker>,
+    /// Active health checking (MeshHealthCheck).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
+    /// The policies in force on this cluster, and those that were overridden, in merge order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub applied: Vec<AppliedPolicy>,
+}
+
+/// How a cluster's endpoints are chosen.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadBalancer {
+    /// In turn.
+    #[default]
+    RoundRobin,
+    /// The one with the fewest requests in flight among `choice_count` random ones.
+    LeastRequest {
+        /// Endpoints compared per pick.
+        choice_count: u32,
+    },
+    /// At random.
+    Random,
+    /// Consistent hashing on a ring: a request's hash keeps it on one endpoint while the endpoints stay.
+    RingHash {
+        /// Points on the ring (at least).
+        min_ring_size: u32,
+        /// What the hash is computed from (none: random).
+        hash: Vec<HashKey>,
+    },
+    /// Consistent hashing with a Maglev lookup table.
+    Maglev {
+        /// The table size (a prime).
+        table_size: u32,
+        /// What the hash is computed from (none: random).
+        hash: Vec<HashKey>,
+    },
+}
+
+impl LoadBalancer {
+    /// Whether it is the default.
+    pub fn is_round_robin(&self) -> bool {
+        *self == LoadBalancer::RoundRobin
+    }
+}
+
+/// One input of a request hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HashKey {
+    /// Where the value comes from.
+    pub source: HashSource,
+    /// Stop here when this input is present.
+    pub terminal: bool,
+}
+
+/// Where a hash input comes from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HashSource {
+    /// A request header.
+    Header(String),
+    /// A cookie.
+    Cookie(String),
+    /// A query parameter.
+    QueryParameter(String),
+    /// The client's IP address.
+    SourceIp,
+}
+
+/// Connection limits and outlier detection of a cluster.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CircuitBreaker {
+    /// Upstream connections (with `max_pending_requests`: requests in flight beyond it wait, then overflow).
+    pub max_connections: u32,
+    /// Requests waiting beyond `max_connections`.
+    pub max_pending_requests: u32,
+    /// Requests in flight.
+    pub max_requests: u32,
+    /// Retries in flight.
+    pub max_retries: u32,
+    /// Outlier detection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outlier: Option<Outlier>,
+}
+
+/// Outlier detection: endpoints that fail are ejected for a while.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Outlier {
+    /// How often the statistical detectors run and ejections end, in milliseconds.
+    pub interval_ms: u64,
+    /// Ejection time (times the endpoint's ejection count), in milliseconds.
+    pub base_ejection_ms: u64,
+    /// The most endpoints ejected at once, in percent (one may always be).
+    pub max_ejection_percent: u32,
+    /// Local-origin failures count apart.
+    pub split_local: bool,
+    /// Consecutive 5xx answers and local-origin failures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consecutive_5xx: Option<u32>,
+    /// Consecutive 502/503/504 answers and local-origin failures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consecutive_gateway: Option<u32>,
+    /// Consecutive local-origin failures (with `split_local`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consecutive_local: Option<u32>,
+    /// Success-rate detector: (minimum hosts, request volume, stdev factor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_rate: Option<(u32, u32, f64)>,
+    /// Failure-percentage detector: (minimum hosts, request volume, threshold %).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_percentage: Option<(u32, u32, u32)>,
+}
+
+/// Active health checking of a cluster's endpoints.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HealthCheck {
+    /// Between checks, in milliseconds.
+    pub interval_ms: u64,
+    /// Per check, in milliseconds.
+    pub timeout_ms: u64,
+    /// Failures in a row that make an endpoint unhealthy.
+    pub unhealthy_threshold: u32,
+    /// Successes in a row that make it healthy.
+    pub healthy_threshold: u32,
+    /// Random extra wait between checks, in milliseconds.
+    pub jitter_ms: u64,
+    /// Below this share (%) of healthy endpoints, all are used (panic).
+    pub panic_threshold: f64,
+    /// In panic, answer 503 instead.
+    pub fail_traffic_on_panic: bool,
+    /// What a check does.
+    pub check: HealthCheckKind,
+}
+
+/// What a health check does.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthCheckKind {
+    /// `GET path`; healthy when the status is expected.
+    Http {
+        /// The path.
+        path: String,
+        /// Healthy statuses.
+        expected_statuses: Vec<u16>,
+        /// Extra request headers.
+        headers: HeaderOps,
+    },
+    /// Connect (and optionally send bytes and expect bytes back).
+    Tcp {
+        /// Bytes to send.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        send: Vec<u8>,
+        /// Bytes expected back, each sequence somewhere in the reply.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        receive: Vec<Vec<u8>>,
+    },
 }
 
 /// The upstream HTTP version.

@@ -18,7 +18,6 @@ use meshgate_proxy::handler::strip_hop_by_hop;
 use meshgate_proxy::metrics::Metrics;
 use meshgate_proxy::path::normalize;
 use meshgate_proxy::runtime::{HeaderOpsRuntime, ListenerKind, build};
-use meshgate_proxy::upstream::Pools;
 
 fn forward(cluster: &str) -> Action {
     Action::Forward(Forward {
@@ -87,15 +86,9 @@ fn plan() -> GatewayPlan {
 
 fn bench(c: &mut Criterion) {
     let plan = plan();
-    let pools = Pools::default();
+    let shared = meshgate_proxy::runtime::Shared::default();
     let metrics = Metrics::default();
-    let (runtime, warnings) = build(
-        &plan,
-        &pools,
-        &meshgate_proxy::accesslog::Sinks::default(),
-        &metrics,
-        &std::sync::Arc::new(ProxySettings::default()),
-    );
+    let (runtime, warnings) = build(&plan, &shared, &metrics, &std::sync::Arc::new(ProxySettings::default()));
     assert!(warnings.is_empty(), "{warnings:?}");
     let listener = runtime.listeners.get(&8080).unwrap();
     let ListenerKind::Http { vhosts } = &listener.kind else { panic!("an HTTP listener") };

@@ -492,9 +492,23 @@ async fn forward(
 ) -> Response<ResponseBody> {
     let Some(choice) = f.backends.choose() else { return empty(StatusCode::INTERNAL_SERVER_ERROR) };
     let Some(cluster) = choice else { return empty(StatusCode::INTERNAL_SERVER_ERROR) };
-    let Some(first_endpoint) = cluster.pick() else {
+    let hash = match cluster.hash_keys() {
+        [] => None,
+        keys => crate::balance::request_hash(keys, req.headers(), req.uri().query(), conn.peer.ip()),
+    };
+    let Some(mut index) = cluster.pick_index(hash) else {
         notes.flags = "UH";
         return text(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n");
+    };
+    let Some(first_endpoint) = cluster.endpoints.get(index) else {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n");
+    };
+    // The cluster's circuit-breaker limit (Envoy answers 503 with x-envoy-overloaded).
+    let Some(_permit) = cluster.admit() else {
+        notes.flags = "UO";
+        let mut resp = text(StatusCode::SERVICE_UNAVAILABLE, "upstream overflow\n");
+        resp.headers_mut().insert("x-envoy-overloaded", HeaderValue::from_static("true"));
+        return resp;
     };
     let logging = !listener.access_logs.is_empty();
     if logging {
@@ -597,6 +611,7 @@ async fn forward(
     let deadline = tokio::time::Instant::now() + route.request_timeout;
     let mut endpoint = first_endpoint;
     let mut retries = 0u32;
+    let mut retry_permit = None;
     let mut headers = Some(headers);
     let attempt: Attempt = loop {
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -623,14 +638,28 @@ async fn forward(
             Ok(r) => r,
             Err(_) => return empty(StatusCode::BAD_REQUEST),
         };
+        let state = cluster.states.get(index);
+        if let Some(s) = state {
+            s.active.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         let result: Attempt = conn.guard.timeout(per_try, endpoint.send(upstream_req)).await;
+        if let Some(s) = state {
+            s.active.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        let ended = outcome(&result);
+        if let Some(o) = ended {
+            cluster.record(index, o);
+        }
         let Some(policy) = retry else { break result };
         let retry_now = !last
             && remaining > Duration::ZERO
-            && outcome(&result).is_some_and(|o| crate::policy::retriable(policy, &parts.method, o));
+            && ended.is_some_and(|o| crate::policy::retriable(policy, &parts.method, o));
         if !retry_now {
             break result;
         }
+        // A retry holds a place in the cluster's retry limit until the request ends.
+        let Some(permit) = cluster.admit_retry() else { break result };
+        retry_permit = Some(permit);
         retries += 1;
         route.retries.inc();
         let wait = crate::policy::back_off(policy, retries)
@@ -639,8 +668,14 @@ async fn forward(
         if tokio::time::Instant::now() >= deadline {
             break result;
         }
-        endpoint = cluster.pick().unwrap_or(endpoint);
+        if let Some(next) = cluster.pick_index(hash)
+            && let Some(e) = cluster.endpoints.get(next)
+        {
+            index = next;
+            endpoint = e;
+        }
     };
+    drop(retry_permit);
     if logging {
         notes.upstream = Some(endpoint.authority().to_owned());
     }

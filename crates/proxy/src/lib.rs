@@ -13,10 +13,12 @@
 //! in the plan. It depends on `plan` only, never on `api` or `compile`.
 
 pub mod accesslog;
+pub mod balance;
 pub mod body;
 pub mod domain;
 pub mod guard;
 pub mod handler;
+pub mod health;
 pub mod metrics;
 pub mod path;
 pub mod policy;

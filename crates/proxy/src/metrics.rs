@@ -67,6 +67,17 @@ pub struct Metrics {
     pub retries: Family<RouteLabels, Counter>,
     /// Access-log lines dropped because a sink's queue was full.
     pub access_log_dropped: Counter,
+    /// Outlier ejections, by cluster.
+    pub ejections: Family<ClusterLabels, Counter>,
+    /// Requests refused at a cluster's circuit-breaker limit, by cluster.
+    pub overflow: Family<ClusterLabels, Counter>,
+}
+
+/// Labels of per-cluster metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClusterLabels {
+    /// The cluster.
+    pub cluster: String,
 }
 
 impl Default for Metrics {
@@ -104,7 +115,26 @@ impl Default for Metrics {
             "Access-log lines dropped because the sink's queue was full",
             access_log_dropped.clone(),
         );
-        Self { registry, requests, duration, connections, upstream_errors, rate_limited, retries, access_log_dropped }
+        let ejections = Family::<ClusterLabels, Counter>::default();
+        let overflow = Family::<ClusterLabels, Counter>::default();
+        registry.register("outlier_ejections", "Endpoints ejected by outlier detection, by cluster", ejections.clone());
+        registry.register(
+            "upstream_overflow",
+            "Requests refused at a cluster's circuit-breaker limits, by cluster",
+            overflow.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            duration,
+            connections,
+            upstream_errors,
+            rate_limited,
+            retries,
+            access_log_dropped,
+            ejections,
+            overflow,
+        }
     }
 }
 
@@ -130,6 +160,11 @@ impl Metrics {
     /// The retry counter of a route.
     pub fn retries_counter(&self, listener: &str, route: &str) -> Counter {
         self.retries.get_or_create(&RouteLabels { listener: listener.to_owned(), route: route.to_owned() }).clone()
+    }
+
+    /// A per-cluster counter of `family`.
+    pub fn cluster_counter(&self, family: &Family<ClusterLabels, Counter>, cluster: &str) -> Counter {
+        family.get_or_create(&ClusterLabels { cluster: cluster.to_owned() }).clone()
     }
 
     /// Renders the Prometheus text format.

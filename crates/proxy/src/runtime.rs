@@ -11,14 +11,16 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method};
 use meshgate_plan::{
-    Action, Cluster, Fault, GatewayPlan, HeaderOps, HostRewrite, Listener, LogSink, PathMatch, PathRewrite, Protocol,
-    RateLimit, Redirect, RetryPolicy, Route, TcpProxy, TlsMode, ValueMatch, VirtualHost,
+    Action, Cluster, Fault, GatewayPlan, HashKey, HeaderOps, HostRewrite, Listener, LoadBalancer, LogSink, PathMatch,
+    PathRewrite, Protocol, RateLimit, Redirect, RetryPolicy, Route, TcpProxy, TlsMode, ValueMatch, VirtualHost,
 };
 use prometheus_client::metrics::counter::Counter;
 use regex::Regex;
 
 use crate::accesslog::{AccessLogRuntime, Formatter, Sinks};
+use crate::balance::Balancer;
 use crate::domain::DomainTable;
+use crate::health::{CheckerSpec, EndpointState, OutlierDetector, Registry, now_ms};
 use crate::metrics::Metrics;
 use crate::policy::TokenBucket;
 use crate::tls::{SniResolver, certified_key, server_config};
@@ -29,24 +31,123 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long to wait for an upstream response head by default (Kuma's default route timeout).
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// A cluster bound to endpoint pools.
+/// A cluster bound to endpoint pools, with its balancer, limits and endpoint health.
 #[derive(Debug)]
 pub struct ClusterRuntime {
     /// The cluster name.
     pub name: String,
     /// Its endpoints (empty: 503).
     pub endpoints: Vec<Arc<EndpointPool>>,
-    next: AtomicUsize,
+    /// Their health, by the same index.
+    pub states: Vec<Arc<EndpointState>>,
+    /// Every index, in order (the usable set when no endpoint is out).
+    all: Vec<usize>,
+    balancer: Balancer,
+    hash: Vec<HashKey>,
+    /// Whether endpoint health must be looked at on each pick.
+    tracks_health: bool,
+    panic_threshold: f64,
+    fail_on_panic: bool,
+    /// Connection and request limits (MeshCircuitBreaker).
+    pub limits: Option<Limits>,
+    /// Outlier detection (MeshCircuitBreaker).
+    pub outlier: Option<OutlierDetector>,
+}
+
+/// A cluster's request limits: requests in flight (Envoy's max requests, and max connections plus pending for
+/// HTTP/1.1, where each request in flight holds a connection) and retries in flight.
+#[derive(Debug)]
+pub struct Limits {
+    max_requests: usize,
+    max_retries: usize,
+    in_flight: Arc<AtomicUsize>,
+    retries: Arc<AtomicUsize>,
+    /// Requests refused (metric).
+    pub overflow: Counter,
+}
+
+/// A place in a cluster's limit, given back when dropped.
+#[derive(Debug)]
+pub struct Permit(Option<Arc<AtomicUsize>>);
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if let Some(counter) = &self.0 {
+            counter.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+fn take(counter: &Arc<AtomicUsize>, max: usize) -> Option<Permit> {
+    let prior = counter.fetch_add(1, Ordering::AcqRel);
+    if prior >= max {
+        counter.fetch_sub(1, Ordering::AcqRel);
+        return None;
+    }
+    Some(Permit(Some(Arc::clone(counter))))
 }
 
 impl ClusterRuntime {
-    /// The next endpoint, round-robin.
+    /// The next endpoint for a request without a hash.
     pub fn pick(&self) -> Option<&Arc<EndpointPool>> {
-        if self.endpoints.is_empty() {
-            return None;
+        self.pick_index(None).and_then(|i| self.endpoints.get(i))
+    }
+
+    /// The index of the endpoint for a request with `hash` (used by the consistent balancers): among those that
+    /// may take traffic, or all of them when too few may (panic; Envoy's healthy panic threshold), or none when the
+    /// health check says to fail traffic in panic.
+    pub fn pick_index(&self, hash: Option<u64>) -> Option<usize> {
+        if !self.tracks_health {
+            return self.balancer.pick(&self.all, hash, |i| self.load(i));
         }
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.endpoints.len();
-        self.endpoints.get(i)
+        let now = now_ms();
+        let usable: Vec<usize> = self.all.iter().copied().filter(|i| self.states[*i].available(now)).collect();
+        let healthy_share = 100.0 * usable.len() as f64 / self.all.len().max(1) as f64;
+        if healthy_share < self.panic_threshold {
+            if self.fail_on_panic {
+                return None;
+            }
+            return self.balancer.pick(&self.all, hash, |i| self.load(i));
+        }
+        self.balancer.pick(&usable, hash, |i| self.load(i))
+    }
+
+    fn load(&self, i: usize) -> usize {
+        self.states.get(i).map_or(0, |s| s.active.load(Ordering::Relaxed))
+    }
+
+    /// What the request hash is computed from (empty: no hash).
+    pub fn hash_keys(&self) -> &[HashKey] {
+        &self.hash
+    }
+
+    /// A place for one more request, or `None` when the cluster is at its limit (503, overflow).
+    pub fn admit(&self) -> Option<Permit> {
+        match &self.limits {
+            None => Some(Permit(None)),
+            Some(l) => {
+                let permit = take(&l.in_flight, l.max_requests);
+                if permit.is_none() {
+                    l.overflow.inc();
+                }
+                permit
+            }
+        }
+    }
+
+    /// A place for one more retry, or `None` at the retry limit.
+    pub fn admit_retry(&self) -> Option<Permit> {
+        match &self.limits {
+            None => Some(Permit(None)),
+            Some(l) => take(&l.retries, l.max_retries),
+        }
+    }
+
+    /// Notes how a request to endpoint `i` ended (outlier detection).
+    pub fn record(&self, i: usize, outcome: crate::policy::Outcome) {
+        if let Some(d) = &self.outlier {
+            d.record(&self.states, i, outcome);
+        }
     }
 }
 
@@ -473,6 +574,10 @@ pub struct GatewayRuntime {
     pub pool_keys: HashSet<PoolKey>,
     /// Access-log sinks in use.
     pub sinks: HashSet<LogSink>,
+    /// Endpoint states in use, by (cluster, endpoint).
+    pub endpoint_states: HashSet<(String, String)>,
+    /// Health checkers wanted.
+    pub checkers: Vec<CheckerSpec>,
 }
 
 fn parse_header_name(name: &str) -> Result<HeaderName, String> {
@@ -760,19 +865,30 @@ impl Builder<'_> {
     }
 }
 
+/// What building clusters needs besides the plan.
+struct ClusterContext<'a> {
+    pools: &'a Pools,
+    health: &'a Registry,
+    metrics: &'a Metrics,
+    default_connect_timeout: Duration,
+}
+
 fn cluster_runtime(
     name: &str,
     cluster: &Cluster,
-    pools: &Pools,
+    ctx: &ClusterContext<'_>,
     keys: &mut HashSet<PoolKey>,
-    default_connect_timeout: Duration,
+    states_used: &mut HashSet<(String, String)>,
+    checkers: &mut Vec<CheckerSpec>,
 ) -> Result<ClusterRuntime, String> {
-    let connect_timeout = cluster.connect_timeout_ms.map_or(default_connect_timeout, limit);
+    let connect_timeout = cluster.connect_timeout_ms.map_or(ctx.default_connect_timeout, limit);
     let tls = match &cluster.tls {
         Some(t) => Some(TlsSettings::new(t, cluster.protocol)?),
         None => None,
     };
     let mut endpoints = Vec::with_capacity(cluster.endpoints.len());
+    let mut states = Vec::with_capacity(cluster.endpoints.len());
+    let mut names = Vec::with_capacity(cluster.endpoints.len());
     for e in &cluster.endpoints {
         let key = PoolKey {
             host: e.host.clone(),
@@ -782,38 +898,110 @@ fn cluster_runtime(
             connect_timeout_ms: u64::try_from(connect_timeout.as_millis()).unwrap_or(u64::MAX),
         };
         keys.insert(key.clone());
-        endpoints.push(pools.get(key, tls.clone(), connect_timeout));
+        let pool = ctx.pools.get(key, tls.clone(), connect_timeout);
+        let endpoint = format!("{}:{}", e.host, e.port);
+        let state = ctx.health.state(name, &endpoint);
+        states_used.insert((name.to_owned(), endpoint.clone()));
+        if let Some(check) = &cluster.health_check {
+            checkers.push(CheckerSpec {
+                cluster: name.to_owned(),
+                pool: Arc::clone(&pool),
+                state: Arc::clone(&state),
+                check: check.clone(),
+            });
+        }
+        endpoints.push(pool);
+        states.push(state);
+        names.push(endpoint);
     }
-    Ok(ClusterRuntime { name: name.to_owned(), endpoints, next: AtomicUsize::new(0) })
+    let hash = match &cluster.load_balancer {
+        LoadBalancer::RingHash { hash, .. } | LoadBalancer::Maglev { hash, .. } => hash.clone(),
+        _ => Vec::new(),
+    };
+    let limits = cluster.circuit_breaker.as_ref().map(|cb| Limits {
+        max_requests: (cb.max_requests as usize)
+            .min((cb.max_connections as usize).saturating_add(cb.max_pending_requests as usize))
+            .max(1),
+        max_retries: cb.max_retries as usize,
+        in_flight: Arc::default(),
+        retries: Arc::default(),
+        overflow: ctx.metrics.cluster_counter(&ctx.metrics.overflow, name),
+    });
+    let outlier = cluster
+        .circuit_breaker
+        .as_ref()
+        .and_then(|cb| cb.outlier.clone())
+        .map(|o| OutlierDetector::new(o, ctx.metrics.cluster_counter(&ctx.metrics.ejections, name)));
+    let (panic_threshold, fail_on_panic) =
+        cluster.health_check.as_ref().map_or((50.0, false), |h| (h.panic_threshold, h.fail_traffic_on_panic));
+    Ok(ClusterRuntime {
+        name: name.to_owned(),
+        all: (0..endpoints.len()).collect(),
+        balancer: Balancer::new(&cluster.load_balancer, &names),
+        hash,
+        tracks_health: outlier.is_some() || cluster.health_check.is_some(),
+        panic_threshold,
+        fail_on_panic,
+        limits,
+        outlier,
+        endpoints,
+        states,
+    })
+}
+
+/// Shared state plans are built against: upstream pools, access-log sinks, endpoint health.
+#[derive(Debug, Default)]
+pub struct Shared {
+    /// Upstream connection pools.
+    pub pools: Pools,
+    /// Access-log writers.
+    pub sinks: Sinks,
+    /// Endpoint health and checkers.
+    pub health: Registry,
 }
 
 /// Readies a gateway plan.
 pub fn build(
     plan: &GatewayPlan,
-    pools: &Pools,
-    sinks: &Sinks,
+    shared: &Shared,
     metrics: &Metrics,
     settings: &Arc<ProxySettings>,
 ) -> (GatewayRuntime, BuildWarnings) {
     let mut keys = HashSet::new();
     let mut warnings = Vec::new();
     let mut clusters = HashMap::new();
+    let mut states_used = HashSet::new();
+    let mut checkers = Vec::new();
+    let ctx = ClusterContext {
+        pools: &shared.pools,
+        health: &shared.health,
+        metrics,
+        default_connect_timeout: settings.connect_timeout,
+    };
     for (name, cluster) in &plan.clusters {
-        match cluster_runtime(name, cluster, pools, &mut keys, settings.connect_timeout) {
+        match cluster_runtime(name, cluster, &ctx, &mut keys, &mut states_used, &mut checkers) {
             Ok(c) => {
                 clusters.insert(name.clone(), Arc::new(c));
             }
             Err(e) => warnings.push(format!("cluster {name}: {e}; its routes answer 500")),
         }
     }
-    let mut builder = Builder { plan, base: settings, clusters, metrics, sinks, sinks_used: HashSet::new(), warnings };
+    let mut builder =
+        Builder { plan, base: settings, clusters, metrics, sinks: &shared.sinks, sinks_used: HashSet::new(), warnings };
     let mut listeners = HashMap::new();
     for listener in &builder.plan.listeners {
         if let Some(runtime) = builder.listener(listener) {
             listeners.insert(listener.port, Arc::new(runtime));
         }
     }
-    (GatewayRuntime { listeners, pool_keys: keys, sinks: builder.sinks_used }, builder.warnings)
+    let runtime = GatewayRuntime {
+        listeners,
+        pool_keys: keys,
+        sinks: builder.sinks_used,
+        endpoint_states: states_used,
+        checkers,
+    };
+    (runtime, builder.warnings)
 }
 
 #[cfg(test)]

@@ -23,7 +23,6 @@ use crate::handler::{ConnContext, handle};
 use crate::metrics::{ListenerLabels, Metrics};
 use crate::runtime::{ListenerKind, ListenerRuntime, ProxySettings, build};
 use crate::sni;
-use crate::upstream::Pools;
 
 /// How long removed listeners (and a stopping process) wait for in-flight requests.
 pub const DEFAULT_DRAIN: Duration = Duration::from_secs(10);
@@ -54,8 +53,7 @@ struct Running {
 pub struct Proxy {
     settings: Arc<ProxySettings>,
     metrics: Arc<Metrics>,
-    pools: Pools,
-    sinks: crate::accesslog::Sinks,
+    shared: crate::runtime::Shared,
     sweeper: Sweeper,
     listeners: tokio::sync::Mutex<HashMap<SocketAddr, Running>>,
     ready: AtomicBool,
@@ -75,8 +73,7 @@ impl Proxy {
         Self {
             settings: Arc::new(settings),
             metrics: Arc::new(Metrics::default()),
-            pools: Pools::default(),
-            sinks: crate::accesslog::Sinks::default(),
+            shared: crate::runtime::Shared::default(),
             sweeper: Sweeper::new(),
             listeners: tokio::sync::Mutex::new(HashMap::new()),
             ready: AtomicBool::new(false),
@@ -109,11 +106,15 @@ impl Proxy {
         let mut desired: HashMap<SocketAddr, Arc<ListenerRuntime>> = HashMap::new();
         let mut pool_keys = HashSet::new();
         let mut sinks = HashSet::new();
+        let mut endpoint_states = HashSet::new();
+        let mut checkers = Vec::new();
         for plan in plans {
-            let (runtime, warnings) = build(plan, &self.pools, &self.sinks, &self.metrics, &self.settings);
+            let (runtime, warnings) = build(plan, &self.shared, &self.metrics, &self.settings);
             report.warnings.extend(warnings);
             pool_keys.extend(runtime.pool_keys);
             sinks.extend(runtime.sinks);
+            endpoint_states.extend(runtime.endpoint_states);
+            checkers.extend(runtime.checkers);
             let ip: IpAddr = match plan.address.parse() {
                 Ok(ip) => ip,
                 Err(_) => {
@@ -175,8 +176,9 @@ impl Proxy {
                 Err(e) => report.errors.push(format!("{addr}: cannot listen for {}: {e}", listener.name)),
             }
         }
-        self.pools.retain(&pool_keys);
-        self.sinks.retain(&sinks);
+        self.shared.pools.retain(&pool_keys);
+        self.shared.sinks.retain(&sinks);
+        self.shared.health.sync(&endpoint_states, &checkers);
         self.ready.store(report.errors.is_empty(), Ordering::Release);
         report
     }

@@ -437,6 +437,346 @@ pub struct JsonField {
     pub value: String,
 }
 
+/// `MeshCircuitBreaker` conf.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct CircuitBreakerConf {
+    /// Limits on connections and requests to a destination.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection_limits: Option<ConnectionLimits>,
+    /// Ejection of failing endpoints.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outlier_detection: Option<OutlierDetection>,
+}
+
+/// `MeshCircuitBreaker` `connectionLimits`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ConnectionLimits {
+    /// Connections to the destination.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<u32>,
+    /// Connection pools.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connection_pools: Option<u32>,
+    /// Requests waiting for a connection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_pending_requests: Option<u32>,
+    /// Retries in flight.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_retries: Option<u32>,
+    /// Requests in flight.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_requests: Option<u32>,
+}
+
+/// `MeshCircuitBreaker` `outlierDetection`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct OutlierDetection {
+    /// Turns detection off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<bool>,
+    /// How often the statistical detectors run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval: Option<GoDuration>,
+    /// How long an endpoint stays ejected (times the number of its ejections).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_ejection_time: Option<GoDuration>,
+    /// The most endpoints ejected at once, in percent (at least one may always be).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_ejection_percent: Option<u32>,
+    /// Count local-origin failures (connect failures, timeouts, resets) apart from answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub split_external_and_local_errors: Option<bool>,
+    /// Below this share of healthy endpoints, all are used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthy_panic_threshold: Option<IntOrString>,
+    /// The detectors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detectors: Option<Detectors>,
+}
+
+/// Outlier detectors.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Detectors {
+    /// Consecutive failures of any kind (5xx and local-origin).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_failures: Option<Consecutive>,
+    /// Consecutive 502/503/504 and local-origin failures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway_failures: Option<Consecutive>,
+    /// Consecutive local-origin failures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_origin_failures: Option<Consecutive>,
+    /// Success rate far below the others'.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub success_rate: Option<SuccessRate>,
+    /// Failure percentage above a threshold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_percentage: Option<FailurePercentage>,
+}
+
+/// A consecutive-failures detector.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Consecutive {
+    /// How many in a row.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consecutive: Option<u32>,
+}
+
+/// The success-rate detector.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct SuccessRate {
+    /// Endpoints with enough volume needed (default 5).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub minimum_hosts: Option<u32>,
+    /// Requests per interval an endpoint needs to count (default 100).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_volume: Option<u32>,
+    /// Ejected below mean − factor × stdev (default 1.9).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub standard_deviation_factor: Option<IntOrString>,
+}
+
+/// The failure-percentage detector.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct FailurePercentage {
+    /// Endpoints with enough volume needed (default 5).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub minimum_hosts: Option<u32>,
+    /// Requests per interval an endpoint needs to count (default 50).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_volume: Option<u32>,
+    /// Ejected at or above this failure percentage (default 85).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<u32>,
+}
+
+/// `MeshHealthCheck` conf.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct HealthCheckConf {
+    /// Between checks (default 1m).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval: Option<GoDuration>,
+    /// For one check (default 15s).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<GoDuration>,
+    /// Failures in a row that make an endpoint unhealthy (default 5).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unhealthy_threshold: Option<i32>,
+    /// Successes in a row that make it healthy again (default 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthy_threshold: Option<i32>,
+    /// Random wait before the first check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub initial_jitter: Option<GoDuration>,
+    /// Random extra wait between checks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval_jitter: Option<GoDuration>,
+    /// Random extra wait between checks, in percent of the interval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval_jitter_percent: Option<i32>,
+    /// Below this share of healthy endpoints, all are used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthy_panic_threshold: Option<IntOrString>,
+    /// In panic, fail requests instead of using all endpoints.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fail_traffic_on_panic: Option<bool>,
+    /// Interval while no traffic flows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_traffic_interval: Option<GoDuration>,
+    /// Where health events are logged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_log_path: Option<String>,
+    /// Log every failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub always_log_health_check_failures: Option<bool>,
+    /// Keep the checking connection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reuse_connection: Option<bool>,
+    /// TCP check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<TcpHealthCheck>,
+    /// HTTP check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpHealthCheck>,
+    /// gRPC check (never used on a gateway).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc: Option<serde_json::Value>,
+}
+
+/// A TCP health check.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct TcpHealthCheck {
+    /// Turns it off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<bool>,
+    /// Base64 payload to send.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub send: Option<String>,
+    /// Base64 payloads to expect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receive: Option<Vec<String>>,
+}
+
+/// An HTTP health check.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct HttpHealthCheck {
+    /// Turns it off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<bool>,
+    /// The path checked (default `/`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Headers of the check request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_headers_to_add: Option<HeaderChanges>,
+    /// Healthy statuses (default 200).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_statuses: Option<Vec<i32>>,
+}
+
+/// `MeshLoadBalancingStrategy` conf.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct LoadBalancingConf {
+    /// Zone and locality preferences (meshgate runs in one zone: accepted, not applied).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locality_awareness: Option<serde_json::Value>,
+    /// The algorithm.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_balancer: Option<LoadBalancer>,
+    /// Hash policies (newer Kuma writes them here too).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hash_policies: Option<Vec<HashPolicy>>,
+}
+
+/// A load balancer.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct LoadBalancer {
+    /// `RoundRobin`, `LeastRequest`, `RingHash`, `Random` or `Maglev`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// LeastRequest settings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub least_request: Option<LeastRequest>,
+    /// RingHash settings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ring_hash: Option<RingHash>,
+    /// Maglev settings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maglev: Option<Maglev>,
+}
+
+/// LeastRequest settings.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct LeastRequest {
+    /// Endpoints compared per pick (default 2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub choice_count: Option<u32>,
+    /// Weighting of active requests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active_request_bias: Option<IntOrString>,
+}
+
+/// RingHash settings.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct RingHash {
+    /// `XXHash` or `MurmurHash2`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hash_function: Option<String>,
+    /// Smallest ring (default 1024).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_ring_size: Option<u32>,
+    /// Largest ring (default 8M).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_ring_size: Option<u32>,
+    /// What the hash is computed from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hash_policies: Option<Vec<HashPolicy>>,
+}
+
+/// Maglev settings.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Maglev {
+    /// Lookup table size, a prime (default 65537).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table_size: Option<u32>,
+    /// What the hash is computed from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hash_policies: Option<Vec<HashPolicy>>,
+}
+
+/// A hash policy.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct HashPolicy {
+    /// `Header`, `Cookie`, `Connection`, `SourceIP`, `QueryParameter` or `FilterState`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Stop at this policy when it gives a hash.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub terminal: Option<bool>,
+    /// Header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header: Option<NameOnly>,
+    /// Cookie.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cookie: Option<CookieHash>,
+    /// Connection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection: Option<ConnectionHash>,
+    /// Query parameter.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query_parameter: Option<NameOnly>,
+    /// Filter state (Envoy internals: accepted, not applied).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter_state: Option<serde_json::Value>,
+}
+
+/// A name.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct NameOnly {
+    /// The name.
+    pub name: String,
+}
+
+/// A cookie hash.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct CookieHash {
+    /// The cookie.
+    pub name: String,
+    /// Generated cookie lifetime.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<GoDuration>,
+    /// Generated cookie path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+/// A connection hash.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ConnectionHash {
+    /// Hash the source IP.
+    #[serde(rename = "sourceIP", skip_serializing_if = "Option::is_none")]
+    pub source_ip: Option<bool>,
+}
+
 /// A policy of one of the kinds meshgate interprets.
 #[derive(Clone, Debug, PartialEq)]
 pub enum PolicySpec {
@@ -450,6 +790,12 @@ pub enum PolicySpec {
     MeshFaultInjection(Policy<FaultInjectionConf>),
     /// `MeshAccessLog`.
     MeshAccessLog(Policy<AccessLogConf>),
+    /// `MeshCircuitBreaker`.
+    MeshCircuitBreaker(Policy<CircuitBreakerConf>),
+    /// `MeshHealthCheck`.
+    MeshHealthCheck(Policy<HealthCheckConf>),
+    /// `MeshLoadBalancingStrategy`.
+    MeshLoadBalancingStrategy(Policy<LoadBalancingConf>),
 }
 
 /// The policy kinds meshgate interprets.
@@ -465,16 +811,25 @@ pub enum PolicyKind {
     MeshFaultInjection,
     /// `MeshAccessLog`.
     MeshAccessLog,
+    /// `MeshCircuitBreaker`.
+    MeshCircuitBreaker,
+    /// `MeshHealthCheck`.
+    MeshHealthCheck,
+    /// `MeshLoadBalancingStrategy`.
+    MeshLoadBalancingStrategy,
 }
 
 impl PolicyKind {
     /// Every interpreted policy kind.
-    pub const ALL: [PolicyKind; 5] = [
+    pub const ALL: [PolicyKind; 8] = [
         PolicyKind::MeshTimeout,
         PolicyKind::MeshRetry,
         PolicyKind::MeshRateLimit,
         PolicyKind::MeshFaultInjection,
         PolicyKind::MeshAccessLog,
+        PolicyKind::MeshCircuitBreaker,
+        PolicyKind::MeshHealthCheck,
+        PolicyKind::MeshLoadBalancingStrategy,
     ];
 
     /// The kind's name.
@@ -485,6 +840,9 @@ impl PolicyKind {
             PolicyKind::MeshRateLimit => "MeshRateLimit",
             PolicyKind::MeshFaultInjection => "MeshFaultInjection",
             PolicyKind::MeshAccessLog => "MeshAccessLog",
+            PolicyKind::MeshCircuitBreaker => "MeshCircuitBreaker",
+            PolicyKind::MeshHealthCheck => "MeshHealthCheck",
+            PolicyKind::MeshLoadBalancingStrategy => "MeshLoadBalancingStrategy",
         }
     }
 }
@@ -498,6 +856,9 @@ impl PolicySpec {
             PolicySpec::MeshRateLimit(_) => PolicyKind::MeshRateLimit,
             PolicySpec::MeshFaultInjection(_) => PolicyKind::MeshFaultInjection,
             PolicySpec::MeshAccessLog(_) => PolicyKind::MeshAccessLog,
+            PolicySpec::MeshCircuitBreaker(_) => PolicyKind::MeshCircuitBreaker,
+            PolicySpec::MeshHealthCheck(_) => PolicyKind::MeshHealthCheck,
+            PolicySpec::MeshLoadBalancingStrategy(_) => PolicyKind::MeshLoadBalancingStrategy,
         }
     }
 
@@ -509,6 +870,9 @@ impl PolicySpec {
             PolicySpec::MeshRateLimit(p) => p.target_ref.as_ref(),
             PolicySpec::MeshFaultInjection(p) => p.target_ref.as_ref(),
             PolicySpec::MeshAccessLog(p) => p.target_ref.as_ref(),
+            PolicySpec::MeshCircuitBreaker(p) => p.target_ref.as_ref(),
+            PolicySpec::MeshHealthCheck(p) => p.target_ref.as_ref(),
+            PolicySpec::MeshLoadBalancingStrategy(p) => p.target_ref.as_ref(),
         }
     }
 
@@ -520,6 +884,9 @@ impl PolicySpec {
             PolicySpec::MeshRateLimit(p) => serde_json::to_value(p),
             PolicySpec::MeshFaultInjection(p) => serde_json::to_value(p),
             PolicySpec::MeshAccessLog(p) => serde_json::to_value(p),
+            PolicySpec::MeshCircuitBreaker(p) => serde_json::to_value(p),
+            PolicySpec::MeshHealthCheck(p) => serde_json::to_value(p),
+            PolicySpec::MeshLoadBalancingStrategy(p) => serde_json::to_value(p),
         }
     }
 }

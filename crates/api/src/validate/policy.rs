@@ -1,5 +1,6 @@
 //! Validation of the targetRef policies meshgate interprets (Kuma `meshtimeout`, `meshretry`, `meshratelimit`,
-//! `meshfaultinjection`, `meshaccesslog` `api/v1alpha1/validator.go`); paths are rooted at `spec`.
+//! `meshfaultinjection`, `meshaccesslog`, `meshcircuitbreaker`, `meshhealthcheck`, `meshloadbalancingstrategy`
+//! `api/v1alpha1/validator.go`); paths are rooted at `spec`.
 
 use std::sync::LazyLock;
 
@@ -8,7 +9,8 @@ use regex::Regex;
 use super::Errors;
 use super::targetref::{TargetRefOpts, validate_target_ref};
 use crate::model::policy::{
-    AccessLogConf, FaultInjectionConf, Policy, PolicySpec, Rate, RateLimitConf, RetryConf, TimeoutConf, TimeoutHttp,
+    AccessLogConf, CircuitBreakerConf, Consecutive, FaultInjectionConf, HashPolicy, HealthCheckConf, LoadBalancingConf,
+    Policy, PolicySpec, Rate, RateLimitConf, RetryConf, TimeoutConf, TimeoutHttp,
 };
 use crate::model::targetref::{IntOrString, TargetRef};
 use crate::model::wkt::GoDuration;
@@ -37,6 +39,9 @@ pub(super) fn validate(policy: &PolicySpec) -> Errors {
         PolicySpec::MeshRateLimit(p) => rate_limit(p),
         PolicySpec::MeshFaultInjection(p) => fault_injection(p),
         PolicySpec::MeshAccessLog(p) => access_log(p),
+        PolicySpec::MeshCircuitBreaker(p) => circuit_breaker(p),
+        PolicySpec::MeshHealthCheck(p) => health_check(p),
+        PolicySpec::MeshLoadBalancingStrategy(p) => load_balancing(p),
     }
 }
 
@@ -495,6 +500,264 @@ fn access_log(p: &Policy<AccessLogConf>) -> Errors {
     }
     for (i, item) in p.from.iter().enumerate() {
         item_ref(&mut errs, &spec.field("from").index(i), &item.target_ref, &["Mesh"]);
+    }
+    errs
+}
+
+fn greater_than_zero(errs: &mut Errors, path: Path, v: Option<u32>) {
+    if v == Some(0) {
+        errs.add(path, "must be greater than 0");
+    }
+}
+
+fn uint_percentage(errs: &mut Errors, path: Path, v: Option<u32>) {
+    if v.is_some_and(|v| v > 100) {
+        errs.add(path, "must be in inclusive range [0, 100]");
+    }
+}
+
+fn positive_duration(errs: &mut Errors, path: Path, d: Option<&GoDuration>) {
+    if d.is_some_and(GoDuration::is_zero_or_negative) {
+        errs.add(path, GREATER_THAN_ZERO);
+    }
+}
+
+fn circuit_breaker(p: &Policy<CircuitBreakerConf>) -> Errors {
+    let mut errs = Errors::default();
+    let spec = Path::rooted_at("spec");
+    top(
+        &mut errs,
+        &spec,
+        p.target_ref.as_ref(),
+        &["Mesh", "MeshSubset", "MeshService", "MeshGateway", "MeshServiceSubset"],
+    );
+    if p.to.is_empty() && p.from.is_empty() && p.rules.is_empty() {
+        errs.add(spec.clone(), "at least one of 'from', 'to' has to be defined");
+    }
+    let items = p
+        .from
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (spec.field("from").index(i), &f.target_ref, &f.default, &["Mesh"][..]))
+        .chain(
+            p.to.iter()
+                .enumerate()
+                .map(|(i, t)| (spec.field("to").index(i), &t.target_ref, &t.default, &["Mesh", "MeshService"][..])),
+        );
+    for (path, target, conf, kinds) in items {
+        let opts = TargetRefOpts { supported_kinds: kinds, ..Default::default() };
+        errs.add_at(&path.field("targetRef"), validate_target_ref(target, &opts));
+        circuit_breaker_conf(&mut errs, path.field("default"), conf);
+    }
+    for (i, rule) in p.rules.iter().enumerate() {
+        circuit_breaker_conf(&mut errs, spec.field("rules").index(i).field("default"), &rule.default);
+    }
+    errs
+}
+
+fn circuit_breaker_conf(errs: &mut Errors, path: Path, conf: &CircuitBreakerConf) {
+    if conf.connection_limits.is_none() && conf.outlier_detection.is_none() {
+        errs.add(path, "at least one of: 'connectionLimits' or 'outlierDetection' should be configured");
+        return;
+    }
+    if let Some(l) = &conf.connection_limits {
+        let lp = path.field("connectionLimits");
+        greater_than_zero(errs, lp.field("maxConnections"), l.max_connections);
+        greater_than_zero(errs, lp.field("maxConnectionPools"), l.max_connection_pools);
+        greater_than_zero(errs, lp.field("maxPendingRequests"), l.max_pending_requests);
+        greater_than_zero(errs, lp.field("maxRetries"), l.max_retries);
+        greater_than_zero(errs, lp.field("maxRequests"), l.max_requests);
+    }
+    if let Some(o) = &conf.outlier_detection {
+        let op = path.field("outlierDetection");
+        positive_duration(errs, op.field("interval"), o.interval.as_ref());
+        positive_duration(errs, op.field("baseEjectionTime"), o.base_ejection_time.as_ref());
+        uint_percentage(errs, op.field("maxEjectionPercent"), o.max_ejection_percent);
+        let dp = op.field("detectors");
+        let Some(d) = &o.detectors else {
+            errs.add(dp, MUST_BE_DEFINED);
+            return;
+        };
+        if d.total_failures.is_none()
+            && d.gateway_failures.is_none()
+            && d.local_origin_failures.is_none()
+            && d.success_rate.is_none()
+            && d.failure_percentage.is_none()
+        {
+            errs.add(
+                dp,
+                "must have at least one defined: totalFailures, gatewayFailures, localOriginFailures, successRate, \
+                 failurePercentage",
+            );
+            return;
+        }
+        let consecutive = |errs: &mut Errors, name: &str, c: Option<&Consecutive>| {
+            greater_than_zero(errs, dp.field(name).field("consecutive"), c.and_then(|c| c.consecutive));
+        };
+        consecutive(errs, "totalFailures", d.total_failures.as_ref());
+        consecutive(errs, "gatewayFailures", d.gateway_failures.as_ref());
+        consecutive(errs, "localOriginFailures", d.local_origin_failures.as_ref());
+        if let Some(sr) = &d.success_rate {
+            let sp = dp.field("successRate");
+            greater_than_zero(errs, sp.field("minimumHosts"), sr.minimum_hosts);
+            greater_than_zero(errs, sp.field("requestVolume"), sr.request_volume);
+            if let Some(f) = &sr.standard_deviation_factor {
+                match f.as_f64() {
+                    None => errs.add(sp.field("standardDeviationFactor"), "invalid number"),
+                    Some(v) if v <= 0.0 => errs.add(sp.field("standardDeviationFactor"), "must be greater than 0"),
+                    Some(_) => {}
+                }
+            }
+        }
+        if let Some(fp) = &d.failure_percentage {
+            let fpp = dp.field("failurePercentage");
+            greater_than_zero(errs, fpp.field("minimumHosts"), fp.minimum_hosts);
+            greater_than_zero(errs, fpp.field("requestVolume"), fp.request_volume);
+            uint_percentage(errs, fpp.field("threshold"), fp.threshold);
+        }
+    }
+}
+
+fn health_check(p: &Policy<HealthCheckConf>) -> Errors {
+    let mut errs = Errors::default();
+    let spec = Path::rooted_at("spec");
+    top(
+        &mut errs,
+        &spec,
+        p.target_ref.as_ref(),
+        &["Mesh", "MeshSubset", "MeshGateway", "MeshService", "MeshServiceSubset"],
+    );
+    for (i, item) in p.to.iter().enumerate() {
+        let path = spec.field("to").index(i);
+        item_ref(&mut errs, &path, &item.target_ref, &["Mesh", "MeshService", "MeshExternalService"]);
+        if item.target_ref.kind == "MeshExternalService" && top_kind(p) != "Mesh" {
+            errs.add(
+                path.field("targetRef").field("kind"),
+                "kind MeshExternalService is only possible with targetRef.kind: Mesh",
+            );
+        }
+        let dp = path.field("default");
+        let c = &item.default;
+        positive_duration(&mut errs, dp.field("interval"), c.interval.as_ref());
+        positive_duration(&mut errs, dp.field("timeout"), c.timeout.as_ref());
+        for (name, v) in [("unhealthyThreshold", c.unhealthy_threshold), ("healthyThreshold", c.healthy_threshold)] {
+            if v.is_some_and(|v| v <= 0) {
+                errs.add(dp.field(name), GREATER_THAN_ZERO);
+            }
+        }
+        positive_duration(&mut errs, dp.field("initialJitter"), c.initial_jitter.as_ref());
+        positive_duration(&mut errs, dp.field("intervalJitter"), c.interval_jitter.as_ref());
+        if c.interval_jitter_percent.is_some_and(|v| !(0..=100).contains(&v)) {
+            errs.add(dp.field("intervalJitterPercent"), "must be in inclusive range [0, 100]");
+        }
+        if let Some(t) = &c.healthy_panic_threshold {
+            match t.as_f64() {
+                None => errs.add(dp.field("healthyPanicThreshold"), "string must be a valid number"),
+                Some(v) if !(0.0..=100.0).contains(&v) => {
+                    errs.add(dp.field("healthyPanicThreshold"), "must be in inclusive range [0.0, 100.0]");
+                }
+                Some(_) => {}
+            }
+        }
+        positive_duration(&mut errs, dp.field("noTrafficInterval"), c.no_traffic_interval.as_ref());
+        if let Some(http) = &c.http {
+            let hp = dp.field("http");
+            if http.path.as_deref() == Some("") {
+                errs.add(hp.field("path"), MUST_BE_DEFINED);
+            }
+            for (j, status) in http.expected_statuses.iter().flatten().enumerate() {
+                if !(100..600).contains(status) {
+                    errs.add(hp.field("expectedStatuses").index(j), "must be in inclusive range [100, 599]");
+                }
+            }
+        }
+        if c.http.is_none() && c.tcp.is_none() && c.grpc.is_none() {
+            errs.add(dp, "must have at least one defined: http, tcp, grpc");
+        }
+    }
+    errs
+}
+
+fn hash_policies(errs: &mut Errors, path: Path, policies: Option<&Vec<HashPolicy>>) {
+    for (i, h) in policies.into_iter().flatten().enumerate() {
+        let hp = path.index(i);
+        match h.kind.as_str() {
+            "Header" if h.header.is_none() => errs.add(hp.field("header"), MUST_BE_DEFINED),
+            "Cookie" => match &h.cookie {
+                None => errs.add(hp.field("cookie"), MUST_BE_DEFINED),
+                Some(c) if c.path.as_ref().is_some_and(|p| !p.starts_with('/')) => {
+                    errs.add(hp.field("cookie").field("path"), "must be an absolute path");
+                }
+                Some(_) => {}
+            },
+            "QueryParameter" if h.query_parameter.is_none() => {
+                errs.add(hp.field("queryParameter"), MUST_BE_DEFINED);
+            }
+            "FilterState" if h.filter_state.is_none() => errs.add(hp.field("filterState"), MUST_BE_DEFINED),
+            "Connection" if h.connection.is_none() => errs.add(hp.field("connection"), MUST_BE_DEFINED),
+            "Header" | "QueryParameter" | "FilterState" | "Connection" | "SourceIP" => {}
+            _ => errs.add(hp.field("type"), "unrecognized type"),
+        }
+    }
+}
+
+fn load_balancing(p: &Policy<LoadBalancingConf>) -> Errors {
+    let mut errs = Errors::default();
+    let spec = Path::rooted_at("spec");
+    top(
+        &mut errs,
+        &spec,
+        p.target_ref.as_ref(),
+        &["Mesh", "MeshSubset", "MeshGateway", "MeshService", "MeshServiceSubset", "Dataplane"],
+    );
+    for (i, item) in p.to.iter().enumerate() {
+        let path = spec.field("to").index(i);
+        item_ref(
+            &mut errs,
+            &path,
+            &item.target_ref,
+            &["Mesh", "MeshService", "MeshExternalService", "MeshMultiZoneService"],
+        );
+        let c = &item.default;
+        if top_kind(p) == "MeshGateway" && c.load_balancer.is_some() && item.target_ref.kind != "Mesh" {
+            errs.add(
+                path.field("targetRef").field("kind"),
+                format!(
+                    "value '{}' is not supported, only Mesh is allowed if loadBalancer is set",
+                    item.target_ref.kind
+                ),
+            );
+        }
+        let dp = path.field("default");
+        if let Some(lb) = &c.load_balancer {
+            let lp = dp.field("loadBalancer");
+            if !matches!(lb.kind.as_str(), "RoundRobin" | "LeastRequest" | "RingHash" | "Random" | "Maglev") {
+                errs.add(lp.field("type"), "unrecognized type");
+            }
+            if let Some(lr) = &lb.least_request
+                && let Some(bias) = &lr.active_request_bias
+            {
+                match bias.as_f64() {
+                    None => {
+                        errs.add(lp.field("leastRequest").field("activeRequestBias"), "string must be a valid number")
+                    }
+                    Some(v) if v < 0.0 => {
+                        errs.add(
+                            lp.field("leastRequest").field("activeRequestBias"),
+                            "must be greater or equal then: 0",
+                        );
+                    }
+                    Some(_) => {}
+                }
+            }
+            if let Some(rh) = &lb.ring_hash {
+                hash_policies(&mut errs, lp.field("ringHash").field("hashPolicies"), rh.hash_policies.as_ref());
+            }
+            if let Some(m) = &lb.maglev {
+                hash_policies(&mut errs, lp.field("maglev").field("hashPolicies"), m.hash_policies.as_ref());
+            }
+        }
+        hash_policies(&mut errs, dp.field("hashPolicies"), c.hash_policies.as_ref());
     }
     errs
 }
