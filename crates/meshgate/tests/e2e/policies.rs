@@ -270,3 +270,150 @@ async fn listener_timeouts_come_from_meshtimeout_rules() {
     let took = started.elapsed();
     assert!(took >= Duration::from_millis(1900) && took < Duration::from_millis(3500), "closed after {took:?}");
 }
+
+/// A gateway routing everything to service `svc`, served by each of `backends`, without the mesh's initial
+/// policies (so that retries do not hide what the policy under test does).
+fn one_service(port: u16, backends: &[&Backend]) -> String {
+    let mut config = gateway_yaml(&format!("  - port: {port}\n    protocol: HTTP\n"));
+    for b in backends {
+        config.push_str(&backend_yaml(&format!("{}-1", b.name), "svc", b.port(), ""));
+    }
+    config.push_str("---\ntype: Mesh\nname: default\nskipCreatingInitialPolicies: ['*']\n");
+    config.push_str(&route("all", "/", "svc"));
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outlier_detection_ejects_a_failing_endpoint_and_lets_it_back() {
+    let good = Backend::start("good").await;
+    let bad = Backend::start_with("bad", Behaviour::Flaky { fail: 1, of: 1, status: 503 }).await;
+    let port = free_port();
+    let mut config = one_service(port, &[&good, &bad]);
+    config.push_str(&policy(
+        "MeshCircuitBreaker",
+        "eject",
+        "{kind: MeshGateway, name: gw}",
+        "  to:\n  - targetRef: {kind: MeshService, name: svc}\n    default:\n      outlierDetection:\n        interval: 1s\n        baseEjectionTime: 1500ms\n        maxEjectionPercent: 50\n        detectors: {totalFailures: {consecutive: 2}}\n",
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.yaml"), &config).unwrap();
+    let gw = Gateway::start(dir.path(), &[]).await;
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        statuses.push(get(port, "a.example.com", "/").await.status);
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 503).count(), 2, "two failures eject the endpoint: {statuses:?}");
+    assert!(statuses[4..].iter().all(|s| *s == 200), "after the ejection only the healthy endpoint answers");
+    assert!(gw.metrics().await.contains("meshgate_outlier_ejections_total{cluster="));
+    // The ejection ends after the base ejection time: the endpoint gets traffic (and fails) again.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let mut back = false;
+    for _ in 0..4 {
+        back |= get(port, "a.example.com", "/").await.status == 503;
+    }
+    assert!(back, "an ejected endpoint comes back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn circuit_breaker_limits_overflow_with_503() {
+    let slow = Backend::start_with("slow", Behaviour::Slow(Duration::from_millis(600))).await;
+    let port = free_port();
+    let mut config = one_service(port, &[&slow]);
+    config.push_str(&policy(
+        "MeshCircuitBreaker",
+        "limits",
+        "{kind: MeshGateway, name: gw}",
+        "  to:\n  - targetRef: {kind: Mesh}\n    default:\n      connectionLimits: {maxConnections: 1, maxPendingRequests: 1, maxRequests: 1}\n",
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.yaml"), &config).unwrap();
+    let _gw = Gateway::start(dir.path(), &[]).await;
+    let c = client();
+    let (a, b) = tokio::join!(send(&c, "GET", port, "a.example.com", "/1", &[]), async {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        send(&c, "GET", port, "a.example.com", "/2", &[]).await
+    });
+    assert_eq!(a.status, 200);
+    assert_eq!(b.status, 503, "{b:?}");
+    assert_eq!(b.header("x-envoy-overloaded").as_deref(), Some("true"));
+    assert_eq!(get(port, "a.example.com", "/3").await.status, 200, "the limit frees up");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_health_checks_remove_a_failing_endpoint_and_restore_it() {
+    let up: &'static std::sync::atomic::AtomicBool = Box::leak(Box::new(std::sync::atomic::AtomicBool::new(true)));
+    let steady = Backend::start("steady").await;
+    let flapping = Backend::start_with("flapping", Behaviour::Health(up)).await;
+    let port = free_port();
+    let mut config = one_service(port, &[&steady, &flapping]);
+    config.push_str(&policy(
+        "MeshHealthCheck",
+        "hc",
+        "{kind: MeshGateway, name: gw}",
+        "  to:\n  - targetRef: {kind: Mesh}\n    default:\n      interval: 200ms\n      timeout: 1s\n      unhealthyThreshold: 2\n      healthyThreshold: 1\n      http: {path: /health, expectedStatuses: [200]}\n",
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.yaml"), &config).unwrap();
+    let _gw = Gateway::start(dir.path(), &[]).await;
+    let backends = |n: usize| async move {
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..n {
+            seen.insert(get(port, "a.example.com", "/").await.backend());
+        }
+        seen
+    };
+    assert_eq!(backends(6).await.len(), 2, "both endpoints serve while healthy");
+    up.store(false, std::sync::atomic::Ordering::SeqCst);
+    let failed = Instant::now();
+    eventually(Duration::from_secs(3), "the failing endpoint leaves the rotation", || async {
+        backends(4).await == std::collections::BTreeSet::from(["steady".to_owned()])
+    })
+    .await;
+    assert!(failed.elapsed() < Duration::from_millis(1500), "removed after {:?}", failed.elapsed());
+    up.store(true, std::sync::atomic::Ordering::SeqCst);
+    eventually(Duration::from_secs(3), "the endpoint returns", || async { backends(6).await.len() == 2 }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ring_hash_by_header_keeps_a_client_on_one_endpoint() {
+    let one = Backend::start("one").await;
+    let two = Backend::start("two").await;
+    let port = free_port();
+    let config = one_service(port, &[&one, &two]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.yaml"), &config).unwrap();
+    let gw = Gateway::start(dir.path(), &[]).await;
+    let c = client();
+    let served = |user: String| {
+        let c = c.clone();
+        async move {
+            let mut seen = std::collections::BTreeSet::new();
+            for _ in 0..6 {
+                seen.insert(send(&c, "GET", port, "a.example.com", "/", &[("x-user", &user)]).await.backend());
+            }
+            seen
+        }
+    };
+    assert_eq!(served("alice".into()).await.len(), 2, "round robin by default spreads one client");
+    write_config(
+        dir.path(),
+        "lb.yaml",
+        &policy(
+            "MeshLoadBalancingStrategy",
+            "sticky",
+            "{kind: MeshGateway, name: gw}",
+            "  to:\n  - targetRef: {kind: Mesh}\n    default:\n      loadBalancer:\n        type: RingHash\n        ringHash: {hashPolicies: [{type: Header, header: {name: x-user}}]}\n",
+        ),
+    );
+    eventually(Duration::from_secs(5), "the strategy applies", || async {
+        gw.config().await.to_string().contains("ring_hash")
+    })
+    .await;
+    let mut used = std::collections::BTreeSet::new();
+    for i in 0..20 {
+        let seen = served(format!("user-{i}")).await;
+        assert_eq!(seen.len(), 1, "user-{i} stays on one endpoint: {seen:?}");
+        used.extend(seen);
+    }
+    assert_eq!(used.len(), 2, "different users spread over both endpoints");
+}

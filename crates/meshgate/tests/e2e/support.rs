@@ -30,7 +30,7 @@ pub struct Seen {
 }
 
 /// How a backend answers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug)]
 pub enum Behaviour {
     /// Echo the request as JSON.
     Echo,
@@ -38,6 +38,8 @@ pub enum Behaviour {
     Slow(Duration),
     /// Answer `status` to the first `fail` of every `of` requests (counted per backend), echo the others.
     Flaky { fail: usize, of: usize, status: u16 },
+    /// Answer `/health` with 200 while the flag is up and 503 while it is down (not recorded); echo the rest.
+    Health(&'static std::sync::atomic::AtomicBool),
 }
 
 /// A backend on 127.0.0.1 answering HTTP/1.1 and h2c, echoing requests as JSON: `{"backend", "method", "path",
@@ -138,6 +140,12 @@ async fn echo(
 ) -> Response<Full<Bytes>> {
     if let Behaviour::Slow(d) = behaviour {
         tokio::time::sleep(d).await;
+    }
+    if let Behaviour::Health(up) = behaviour
+        && req.uri().path() == "/health"
+    {
+        let status = if up.load(std::sync::atomic::Ordering::SeqCst) { 200 } else { 503 };
+        return Response::builder().status(status).body(Full::new(Bytes::from_static(b"health"))).unwrap();
     }
     if let Behaviour::Flaky { fail, of, status } = behaviour {
         // Every request leaves one record (a failure here, a success in the echo below), so the count is exact.
