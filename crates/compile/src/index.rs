@@ -9,6 +9,12 @@ use meshgate_api::model::{
 };
 use meshgate_api::resource::{Resource, Spec};
 
+/// The legacy (source/destination) policy kinds applied to gateways.
+pub const LEGACY_KINDS: &[&str] = &["Timeout", "Retry", "RateLimit", "CircuitBreaker", "HealthCheck", "TrafficLog"];
+
+/// Legacy kinds Kuma matched for gateways but never applied (meshgate reports them).
+pub const LEGACY_NOT_APPLIED: &[&str] = &["FaultInjection"];
+
 /// A named item of a mesh.
 #[derive(Debug)]
 pub struct Named<'a, T> {
@@ -29,6 +35,7 @@ pub struct Index<'a> {
     tcp_routes: BTreeMap<&'a str, Vec<Named<'a, MeshTcpRoute>>>,
     external_services: BTreeMap<&'a str, Vec<Named<'a, ExternalService>>>,
     policies: BTreeMap<&'a str, Vec<Named<'a, PolicySpec>>>,
+    legacy: BTreeMap<(&'a str, &'static str), Vec<(&'a str, &'a serde_json::Value)>>,
     secrets: BTreeMap<(&'a str, &'a str), &'a [u8]>,
 }
 
@@ -52,6 +59,9 @@ impl<'a> Index<'a> {
                     index.external_services.entry(mesh).or_default().push(Named { name, spec: e });
                 }
                 Spec::Policy(p) => index.policies.entry(mesh).or_default().push(Named { name, spec: p }),
+                Spec::Opaque(kind, spec) if LEGACY_KINDS.contains(kind) || LEGACY_NOT_APPLIED.contains(kind) => {
+                    index.legacy.entry((mesh, kind)).or_default().push((name, spec));
+                }
                 Spec::Secret(s) => {
                     index.secrets.insert((mesh, name), s.data.as_ref().map_or(&[][..], |d| d.0.as_slice()));
                 }
@@ -75,6 +85,9 @@ impl<'a> Index<'a> {
         }
         for list in index.external_services.values_mut() {
             list.sort_by_key(|n| n.name);
+        }
+        for list in index.legacy.values_mut() {
+            list.sort_by_key(|(name, _)| *name);
         }
         for list in index.policies.values_mut() {
             list.sort_by_key(|n| (n.spec.kind(), n.name));
@@ -123,6 +136,16 @@ impl<'a> Index<'a> {
     /// The targetRef policies of a mesh (by kind, then name).
     pub fn policies(&self, mesh: &str) -> &[Named<'a, PolicySpec>] {
         self.policies.get(mesh).map_or(&[], Vec::as_slice)
+    }
+
+    /// The legacy policies of one kind in a mesh (name and spec as written), by name.
+    pub fn legacy_policies(&self, mesh: &str, kind: &str) -> &[(&'a str, &'a serde_json::Value)] {
+        self.legacy.iter().find(|((m, k), _)| *m == mesh && *k == kind).map_or(&[], |(_, v)| v.as_slice())
+    }
+
+    /// Whether a mesh has any legacy policy meshgate applies to gateways.
+    pub fn has_legacy_policies(&self, mesh: &str) -> bool {
+        self.legacy.keys().any(|(m, _)| *m == mesh)
     }
 
     /// The ExternalServices of a mesh serving `service`.

@@ -17,6 +17,7 @@
 pub mod backends;
 pub mod hostnames;
 pub mod index;
+pub mod legacy;
 pub mod listeners;
 pub mod meshroutes;
 pub mod policies;
@@ -112,6 +113,8 @@ pub fn compile_gateway(
     );
     let mut cluster_map = clusters.clusters;
     diagnostics.extend(clusters.diagnostics);
+    let gateway_service = dp_tags.get(meshgate_api::model::common::SERVICE_TAG).cloned().unwrap_or_default();
+    legacy::apply(index, mesh, &gateway_service, &mut plan.listeners, &mut cluster_map, &mut diagnostics);
     policies::apply(
         index,
         mesh,

@@ -33,8 +33,8 @@ use meshgate_api::model::targetref::TargetRef;
 use meshgate_api::model::wkt::GoDuration;
 use meshgate_plan::{
     AccessLog, AppliedPolicy, CircuitBreaker, Cluster, Diagnostic, Fault, HashKey, HashSource, HeaderOps, HealthCheck,
-    HealthCheckKind, Listener, ListenerPolicies, LoadBalancer, LogFormat, LogSink, Outlier, Protocol, RateLimit,
-    RetryPolicy, Route, RoutePolicies, Severity,
+    HealthCheckKind, Listener, LoadBalancer, LogFormat, LogSink, Outlier, Protocol, RateLimit, RetryPolicy, Route,
+    RoutePolicies, Severity,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -458,7 +458,8 @@ pub fn apply(
         };
         let inbound = |kind: PolicyKind| confs.inbound.iter().filter(move |c| c.kind == kind);
         let subject = format!("MeshGateway {gateway} listener {}", listener.name);
-        let mut lp = ListenerPolicies::default();
+        // What legacy policies put here (TrafficLog access logs) stays; targetRef policies add to it.
+        let mut lp = std::mem::take(&mut listener.policies);
 
         // MeshTimeout: inbound → listener; outbound → clusters (connect) and routes.
         if let Some(m) = merge(inbound(PolicyKind::MeshTimeout)) {
@@ -520,7 +521,9 @@ pub fn apply(
                 .chain(listener.tls_chains.iter_mut().flat_map(|c| c.virtual_hosts.iter_mut()))
                 .flat_map(|v| v.routes.iter_mut());
             for route in routes {
-                route.policies = route_policies(&confs.to, route, &subject, diagnostics);
+                let legacy = std::mem::take(&mut route.policies);
+                let new = route_policies(&confs.to, route, &subject, diagnostics);
+                route.policies = over_legacy(legacy, new);
             }
         }
         all_confs.push(confs);
@@ -689,6 +692,22 @@ fn health_check(c: &HealthCheckConf, protocol: Protocol) -> Option<HealthCheck> 
         fail_traffic_on_panic: c.fail_traffic_on_panic.unwrap_or(false),
         check,
     })
+}
+
+/// targetRef policies over legacy ones on a route (policy reference §4): MeshTimeout and MeshRetry replace what
+/// they set; a legacy RateLimit keeps its route limit over MeshRateLimit.
+fn over_legacy(legacy: RoutePolicies, new: RoutePolicies) -> RoutePolicies {
+    let sets = |kind: PolicyKind| new.applied.iter().any(|a| a.kind == kind.name());
+    let retry = if sets(PolicyKind::MeshRetry) { new.retry } else { legacy.retry };
+    let mut applied = legacy.applied;
+    applied.extend(new.applied);
+    RoutePolicies {
+        request_timeout_ms: new.request_timeout_ms.or(legacy.request_timeout_ms),
+        stream_idle_timeout_ms: new.stream_idle_timeout_ms.or(legacy.stream_idle_timeout_ms),
+        retry,
+        rate_limit: legacy.rate_limit.or(new.rate_limit),
+        applied,
+    }
 }
 
 fn extend_applied(list: &mut Vec<AppliedPolicy>, more: Vec<AppliedPolicy>) {
@@ -888,9 +907,9 @@ struct LogContext<'a> {
 }
 
 /// Kuma's default HTTP access-log format.
-const DEFAULT_HTTP_FORMAT: &str = "[%START_TIME%] %KUMA_MESH% \"%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%\" %RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %DURATION% %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% \"%REQ(X-FORWARDED-FOR)%\" \"%REQ(USER-AGENT)%\" \"%REQ(X-B3-TRACEID?X-DATADOG-TRACEID)%\" \"%REQ(X-REQUEST-ID)%\" \"%REQ(:AUTHORITY)%\" \"%KUMA_SOURCE_SERVICE%\" \"%KUMA_DESTINATION_SERVICE%\" \"%KUMA_SOURCE_ADDRESS_WITHOUT_PORT%\" \"%UPSTREAM_HOST%\"";
+pub(crate) const DEFAULT_HTTP_FORMAT: &str = "[%START_TIME%] %KUMA_MESH% \"%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%\" %RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %DURATION% %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% \"%REQ(X-FORWARDED-FOR)%\" \"%REQ(USER-AGENT)%\" \"%REQ(X-B3-TRACEID?X-DATADOG-TRACEID)%\" \"%REQ(X-REQUEST-ID)%\" \"%REQ(:AUTHORITY)%\" \"%KUMA_SOURCE_SERVICE%\" \"%KUMA_DESTINATION_SERVICE%\" \"%KUMA_SOURCE_ADDRESS_WITHOUT_PORT%\" \"%UPSTREAM_HOST%\"";
 /// Kuma's default TCP access-log format.
-const DEFAULT_TCP_FORMAT: &str = "[%START_TIME%] %RESPONSE_FLAGS% %KUMA_MESH% %KUMA_SOURCE_ADDRESS_WITHOUT_PORT%(%KUMA_SOURCE_SERVICE%)->%UPSTREAM_HOST%(%KUMA_DESTINATION_SERVICE%) took %DURATION%ms, sent %BYTES_SENT% bytes, received: %BYTES_RECEIVED% bytes";
+pub(crate) const DEFAULT_TCP_FORMAT: &str = "[%START_TIME%] %RESPONSE_FLAGS% %KUMA_MESH% %KUMA_SOURCE_ADDRESS_WITHOUT_PORT%(%KUMA_SOURCE_SERVICE%)->%UPSTREAM_HOST%(%KUMA_DESTINATION_SERVICE%) took %DURATION%ms, sent %BYTES_SENT% bytes, received: %BYTES_RECEIVED% bytes";
 
 impl LogContext<'_> {
     /// Replaces Kuma's static placeholders (`to` confs: gateway → `*`, outbound; inbound: `unknown` → gateway).
@@ -1363,7 +1382,7 @@ mod tests {
             let plan = compile_text(&text);
             assert!(plan.diagnostics.is_empty(), "{target}: {:?}", plan.diagnostics);
             let l = listener_on(&plan, 8080);
-            assert_eq!(l.policies, ListenerPolicies::default(), "{target}");
+            assert_eq!(l.policies, meshgate_plan::ListenerPolicies::default(), "{target}");
             for r in all_routes(l) {
                 assert_eq!(r.policies, RoutePolicies::default(), "{target}: {:?}", r.path);
             }

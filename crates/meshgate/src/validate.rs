@@ -56,6 +56,9 @@ pub fn run(paths: &[PathBuf], check_references: bool) -> anyhow::Result<ExitCode
                 )?;
                 continue;
             }
+            if meshgate_compile::index::LEGACY_KINDS.contains(&kind) {
+                continue;
+            }
             writeln!(
                 err,
                 "{}:{}:{}: note: {}: accepted, but meshgate does not apply {kind} resources yet",

@@ -137,11 +137,16 @@ pub async fn handle(req: Request<Incoming>, conn: Arc<ConnContext>) -> Result<Re
         response.headers_mut().insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS));
     }
     let class = class_index(response.status().as_u16());
-    match route {
-        Some(r) => r.counters[class].inc(),
-        None => listener.unrouted[class].inc(),
-    };
     let elapsed = started.elapsed();
+    match route {
+        Some(r) => {
+            r.counters[class].inc();
+            r.duration.observe(elapsed.as_secs_f64());
+        }
+        None => {
+            listener.unrouted[class].inc();
+        }
+    };
     listener.duration.observe(elapsed.as_secs_f64());
     if let Some(record) = record {
         let entry = crate::accesslog::Entry {

@@ -200,6 +200,8 @@ pub struct CheckerSpec {
     pub state: Arc<EndpointState>,
     /// The check.
     pub check: HealthCheck,
+    /// The endpoint's health metric.
+    pub gauge: prometheus_client::metrics::gauge::Gauge,
 }
 
 impl CheckerSpec {
@@ -256,6 +258,7 @@ impl Drop for Registry {
 async fn run_checker(spec: CheckerSpec) {
     let c = &spec.check;
     let (mut passes, mut fails) = (0u32, 0u32);
+    spec.gauge.set(i64::from(spec.state.healthy()));
     loop {
         let ok = matches!(
             tokio::time::timeout(Duration::from_millis(c.timeout_ms), check_once(&spec.pool, &c.check)).await,
@@ -266,6 +269,7 @@ async fn run_checker(spec: CheckerSpec) {
             passes += 1;
             if !spec.state.healthy() && passes >= c.healthy_threshold {
                 spec.state.unhealthy.store(false, Ordering::Relaxed);
+                spec.gauge.set(1);
                 tracing::info!(cluster = %spec.cluster, endpoint = %spec.pool.authority(), "endpoint healthy");
             }
         } else {
@@ -273,6 +277,7 @@ async fn run_checker(spec: CheckerSpec) {
             fails += 1;
             if spec.state.healthy() && fails >= c.unhealthy_threshold {
                 spec.state.unhealthy.store(true, Ordering::Relaxed);
+                spec.gauge.set(0);
                 tracing::warn!(cluster = %spec.cluster, endpoint = %spec.pool.authority(), "endpoint unhealthy");
             }
         }

@@ -11,6 +11,8 @@ use prometheus_client::registry::Registry;
 /// Labels of request metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
+    /// The MeshGateway.
+    pub gateway: String,
     /// Kuma's listener name, `<gateway>:<PROTOCOL>:<port>`.
     pub listener: String,
     /// The route resource that took the request (`-` when none did).
@@ -22,6 +24,8 @@ pub struct RequestLabels {
 /// Labels of per-route metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
+    /// The MeshGateway.
+    pub gateway: String,
     /// Kuma's listener name.
     pub listener: String,
     /// The route resource's name.
@@ -71,6 +75,19 @@ pub struct Metrics {
     pub ejections: Family<ClusterLabels, Counter>,
     /// Requests refused at a cluster's circuit-breaker limit, by cluster.
     pub overflow: Family<ClusterLabels, Counter>,
+    /// Time to the response head, by gateway, listener and route.
+    pub route_duration: Family<RouteLabels, Histogram>,
+    /// Active health of endpoints (1 healthy, 0 not), by cluster and endpoint.
+    pub endpoint_health: Family<EndpointLabels, Gauge>,
+}
+
+/// Labels of per-endpoint metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabels {
+    /// The cluster.
+    pub cluster: String,
+    /// `host:port`.
+    pub endpoint: String,
 }
 
 /// Labels of per-cluster metrics.
@@ -123,8 +140,24 @@ impl Default for Metrics {
             "Requests refused at a cluster's circuit-breaker limits, by cluster",
             overflow.clone(),
         );
+        let route_duration = Family::<RouteLabels, Histogram>::new_with_constructor(
+            (|| Histogram::new(latency_buckets())) as fn() -> Histogram,
+        );
+        let endpoint_health = Family::<EndpointLabels, Gauge>::default();
+        registry.register(
+            "route_request_duration_seconds",
+            "Time to the response head, by gateway, listener and route",
+            route_duration.clone(),
+        );
+        registry.register(
+            "endpoint_healthy",
+            "Active health check result (1 healthy, 0 unhealthy), by cluster and endpoint",
+            endpoint_health.clone(),
+        );
         Self {
             registry,
+            route_duration,
+            endpoint_health,
             requests,
             duration,
             connections,
@@ -140,10 +173,11 @@ impl Default for Metrics {
 
 impl Metrics {
     /// The five per-class counters of a route on a listener.
-    pub fn route_counters(&self, listener: &str, route: &str) -> [Counter; 5] {
+    pub fn route_counters(&self, gateway: &str, listener: &str, route: &str) -> [Counter; 5] {
         ["1xx", "2xx", "3xx", "4xx", "5xx"].map(|code| {
             self.requests
                 .get_or_create(&RequestLabels {
+                    gateway: gateway.to_owned(),
                     listener: listener.to_owned(),
                     route: route.to_owned(),
                     code: code.to_owned(),
@@ -152,14 +186,9 @@ impl Metrics {
         })
     }
 
-    /// The rate-limited counter of a route.
-    pub fn rate_limited_counter(&self, listener: &str, route: &str) -> Counter {
-        self.rate_limited.get_or_create(&RouteLabels { listener: listener.to_owned(), route: route.to_owned() }).clone()
-    }
-
-    /// The retry counter of a route.
-    pub fn retries_counter(&self, listener: &str, route: &str) -> Counter {
-        self.retries.get_or_create(&RouteLabels { listener: listener.to_owned(), route: route.to_owned() }).clone()
+    /// The labels of a route.
+    pub fn route_labels(gateway: &str, listener: &str, route: &str) -> RouteLabels {
+        RouteLabels { gateway: gateway.to_owned(), listener: listener.to_owned(), route: route.to_owned() }
     }
 
     /// A per-cluster counter of `family`.

@@ -329,6 +329,8 @@ pub struct RouteRuntime {
     pub rate_limit: Option<RateLimitRuntime>,
     /// Retries made (metric).
     pub retries: Counter,
+    /// Time to the response head (metric).
+    pub duration: prometheus_client::metrics::histogram::Histogram,
 }
 
 /// A rate limit ready to enforce.
@@ -694,10 +696,12 @@ impl Builder<'_> {
             }
         };
         let label = route.source.label().to_owned();
-        let counters = self.metrics.route_counters(&listener.name, &label);
+        let gateway = self.plan.gateway.as_ref().map_or("", |g| g.name.as_str());
+        let counters = self.metrics.route_counters(gateway, &listener.name, &label);
+        let labels = Metrics::route_labels(gateway, &listener.name, &label);
         let p = &route.policies;
         let rate_limit = match &p.rate_limit {
-            Some(r) => Some(RateLimitRuntime::new(r, self.metrics.rate_limited_counter(&listener.name, &label))?),
+            Some(r) => Some(RateLimitRuntime::new(r, self.metrics.rate_limited.get_or_create(&labels).clone())?),
             None => None,
         };
         Ok(RouteRuntime {
@@ -714,7 +718,8 @@ impl Builder<'_> {
                 .map_or(self.base.stream_idle_timeout, limit),
             retry: p.retry.clone(),
             rate_limit,
-            retries: self.metrics.retries_counter(&listener.name, &label),
+            retries: self.metrics.retries.get_or_create(&labels).clone(),
+            duration: self.metrics.route_duration.get_or_create(&labels).clone(),
             label,
         })
     }
@@ -846,7 +851,11 @@ impl Builder<'_> {
             kind,
             connection_limit: listener.connection_limit,
             server_header,
-            unrouted: self.metrics.route_counters(&listener.name, "-"),
+            unrouted: self.metrics.route_counters(
+                self.plan.gateway.as_ref().map_or("", |g| g.name.as_str()),
+                &listener.name,
+                "-",
+            ),
             duration: self
                 .metrics
                 .duration
@@ -908,6 +917,14 @@ fn cluster_runtime(
                 pool: Arc::clone(&pool),
                 state: Arc::clone(&state),
                 check: check.clone(),
+                gauge: ctx
+                    .metrics
+                    .endpoint_health
+                    .get_or_create(&crate::metrics::EndpointLabels {
+                        cluster: name.to_owned(),
+                        endpoint: endpoint.clone(),
+                    })
+                    .clone(),
             });
         }
         endpoints.push(pool);

@@ -361,13 +361,13 @@ async fn weights_endpoints_and_errors() {
     let metrics = gw.metrics().await;
     assert!(
         metrics.contains(&format!(
-            "meshgate_http_requests_total{{listener=\"gw:HTTP:{port}\",route=\"weights\",code=\"5xx\"}} 5"
+            "meshgate_http_requests_total{{gateway=\"gw\",listener=\"gw:HTTP:{port}\",route=\"weights\",code=\"5xx\"}} 5"
         )),
         "{metrics}"
     );
     assert!(
         metrics.contains(&format!(
-            "meshgate_http_requests_total{{listener=\"gw:HTTP:{port}\",route=\"weights\",code=\"2xx\"}} 411"
+            "meshgate_http_requests_total{{gateway=\"gw\",listener=\"gw:HTTP:{port}\",route=\"weights\",code=\"2xx\"}} 411"
         )),
         "{metrics}"
     );

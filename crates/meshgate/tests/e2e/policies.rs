@@ -52,7 +52,11 @@ async fn rate_limits_gateway_wide_and_per_route() {
     for _ in 0..10 {
         assert_eq!(get(port, "a.example.com", "/other").await.status, 200, "the other route is not limited");
     }
-    assert!(gw.metrics().await.contains("meshgate_rate_limited_total{listener=\"gw:HTTP:"), "{}", gw.metrics().await);
+    assert!(
+        gw.metrics().await.contains("meshgate_rate_limited_total{gateway=\"gw\",listener=\"gw:HTTP:"),
+        "{}",
+        gw.metrics().await
+    );
 
     // Gateway-wide with a configured status and header (Kuma e2e: 428 and x-kuma-rate-limited).
     write_config(
@@ -416,4 +420,37 @@ async fn ring_hash_by_header_keeps_a_client_on_one_endpoint() {
         used.extend(seen);
     }
     assert_eq!(used.len(), 2, "different users spread over both endpoints");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_rate_limit_and_timeout_apply_to_gateway_routes() {
+    let echo = Backend::start("echo").await;
+    let slow = Backend::start_with("slow", Behaviour::Slow(Duration::from_millis(1200))).await;
+    let port = free_port();
+    let mut config = gateway_with_routes(port, &[&echo, &slow]);
+    config.push_str(&route("fast", "/fast", "echo"));
+    config.push_str(&route("slow", "/slow", "slow"));
+    // Kuma's e2e: a RateLimit from the gateway's service to echo, 5 requests per 10 s, answers 429.
+    config.push_str(
+        "---\ntype: RateLimit\nmesh: default\nname: rl\nsources: [{match: {kuma.io/service: gw}}]\ndestinations: [{match: {kuma.io/service: echo}}]\nconf: {http: {requests: 5, interval: 10s}}\n",
+    );
+    config.push_str(
+        "---\ntype: Timeout\nmesh: default\nname: t\nsources: [{match: {kuma.io/service: '*'}}]\ndestinations: [{match: {kuma.io/service: slow}}]\nconf: {connectTimeout: 2s, http: {requestTimeout: 0.4s}}\n",
+    );
+    config.push_str(
+        "---\ntype: FaultInjection\nmesh: default\nname: fi\nsources: [{match: {kuma.io/service: '*'}}]\ndestinations: [{match: {kuma.io/service: '*'}}]\nconf: {abort: {httpStatus: 500, percentage: 100}}\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.yaml"), &config).unwrap();
+    let gw = Gateway::start(dir.path(), &[]).await;
+    for i in 0..5 {
+        assert_eq!(get(port, "a.example.com", "/fast").await.status, 200, "request {i}");
+    }
+    assert_eq!(get(port, "a.example.com", "/fast").await.status, 429);
+    let started = Instant::now();
+    assert_eq!(get(port, "a.example.com", "/slow").await.status, 504);
+    assert!(started.elapsed() < Duration::from_millis(1100), "the legacy Timeout's 400 ms, not the 15 s default");
+    // Legacy FaultInjection is not applied (as in Kuma), and /config says so.
+    let config = gw.config().await.to_string();
+    assert!(config.contains("legacy FaultInjection does not act on builtin gateways"), "{config}");
 }
