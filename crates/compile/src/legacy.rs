@@ -197,7 +197,7 @@ fn policies<C: DeserializeOwned + Default>(
 ) -> Vec<(String, Legacy<C>)> {
     let mut out = Vec::new();
     for &(name, spec) in index.legacy_policies(mesh, kind) {
-        match serde_json::from_value::<Legacy<C>>(spec.clone()) {
+        match serde_json::from_value::<Legacy<C>>(camel_case_keys(spec)) {
             Ok(p) => out.push((name.to_owned(), p)),
             Err(e) => diagnostics.push(Diagnostic {
                 severity: Severity::Warning,
@@ -207,6 +207,35 @@ fn policies<C: DeserializeOwned + Default>(
         }
     }
     out
+}
+
+/// The spec with snake_case keys written in camelCase (proto JSON accepts both; Kuma's own test data uses both).
+fn camel_case_keys(v: &Value) -> Value {
+    match v {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let mut key = String::with_capacity(k.len());
+                    let mut upper = false;
+                    for c in k.chars() {
+                        if c == '_' {
+                            upper = true;
+                        } else if upper {
+                            key.extend(c.to_uppercase());
+                            upper = false;
+                        } else {
+                            key.push(c);
+                        }
+                    }
+                    // Tag keys (under `match`) are data, not field names.
+                    let nested = if k == "match" { v.clone() } else { camel_case_keys(v) };
+                    (key, nested)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(camel_case_keys).collect()),
+        other => other.clone(),
+    }
 }
 
 fn best_rank(selectors: &[Selector], tags: &Tags) -> Option<Rank> {
@@ -308,6 +337,14 @@ pub fn apply(
             let tags = tags.or_else(|| listener.hostnames.first().map(|h| h.tags.clone())).unwrap_or_default();
             for route in chain.virtual_hosts.iter_mut().flat_map(|v| v.routes.iter_mut()) {
                 route_policies(route, &tags, clusters, &timeouts, &retries, &limits);
+                if let Action::Forward(f) = &route.action {
+                    for b in f.backends.iter().map(|b| &b.cluster).chain(f.mirror.iter().map(|m| &m.cluster)) {
+                        cluster_sources.entry(b.clone()).or_insert_with(|| tags.clone());
+                    }
+                }
+            }
+            for b in chain.tcp.iter().flat_map(|t| t.backends.iter()) {
+                cluster_sources.entry(b.cluster.clone()).or_insert_with(|| tags.clone());
             }
         }
         for name in listener.tcp.iter().flat_map(|t| t.backends.iter().map(|b| b.cluster.clone())) {
@@ -360,8 +397,8 @@ fn route_policies(
     if let Some((name, p)) = pick(timeouts, source, &destinations)
         && let Some(http) = &p.conf.http
     {
+        // Kuma's gateway takes only the request timeout from a legacy Timeout onto routes.
         rp.request_timeout_ms = http.request_timeout.as_ref().map(ms);
-        rp.stream_idle_timeout_ms = http.stream_idle_timeout.as_ref().map(ms);
         rp.applied.push(applied("Timeout", name));
     }
     if let Some((name, p)) = pick(retries, source, &destinations)
@@ -378,7 +415,8 @@ fn route_policies(
         let mut headers = HeaderOps::default();
         for h in on.map(|o| o.headers.as_slice()).unwrap_or_default() {
             let pair = (h.key.clone(), h.value.clone());
-            if h.append == Some(false) { headers.set.push(pair) } else { headers.add.push(pair) }
+            // Kuma leaves `append` false when unset: the header is set.
+            if h.append == Some(true) { headers.add.push(pair) } else { headers.set.push(pair) }
         }
         rp.rate_limit = Some(RateLimit {
             num: http.requests,
@@ -401,7 +439,8 @@ fn pick<'p, C>(
 }
 
 fn retry_policy(h: &RetryHttp) -> Option<RetryPolicy> {
-    let num_retries = h.num_retries.unwrap_or(5);
+    // Unset: Envoy's default of one retry (Kuma sets none). 0: no retries (Kuma's 0 also leaves Envoy's 1 — a bug).
+    let num_retries = h.num_retries.unwrap_or(1);
     if num_retries == 0 {
         return None;
     }
@@ -420,7 +459,8 @@ fn retry_policy(h: &RetryHttp) -> Option<RetryPolicy> {
         statuses: h.retriable_status_codes.iter().filter_map(|c| u16::try_from(*c).ok()).collect(),
         methods: h.retriable_methods.iter().map(|m| m.to_ascii_uppercase()).collect(),
     };
-    if h.retry_on.is_empty() {
+    // Kuma's default conditions, unless the policy lists its own (status codes replace them too).
+    if h.retry_on.is_empty() && p.statuses.is_empty() {
         p.on_gateway_error = true;
         p.on_connect_failure = true;
     }
@@ -539,4 +579,412 @@ fn traffic_log(
         .replace("%KUMA_DESTINATION_SERVICE%", "*")
         .replace("%KUMA_TRAFFIC_DIRECTION%", "OUTBOUND");
     Some(AccessLog { sink, format: LogFormat::Plain(line) })
+}
+
+#[cfg(test)]
+mod tests {
+    //! Through the compiler: resources in, plan out (policy reference §4).
+
+    use meshgate_plan::{
+        AccessLog, Action, AppliedPolicy, CircuitBreaker, Cluster, GatewayPlan, HeaderOps, HealthCheck,
+        HealthCheckKind, Listener, LogFormat, LogSink, Outlier, RateLimit, RetryPolicy, Route, Severity,
+    };
+
+    use crate::tests::compile_text;
+
+    /// A builtin gateway `gw` (Dataplane `gw-1` at 127.0.0.1, service `gw`, mesh `default`) with `listeners`, and
+    /// Dataplanes serving services `a` and `b`.
+    fn gateway(listeners: &str) -> String {
+        format!(
+            "type: Dataplane\nname: gw-1\nnetworking:\n  address: 127.0.0.1\n  gateway:\n    type: BUILTIN\n    tags: {{kuma.io/service: gw}}\n---\ntype: Dataplane\nname: a-1\nnetworking:\n  address: 127.0.0.2\n  inbound: [{{port: 80, tags: {{kuma.io/service: a}}}}]\n---\ntype: Dataplane\nname: b-1\nnetworking:\n  address: 127.0.0.3\n  inbound: [{{port: 80, tags: {{kuma.io/service: b}}}}]\n---\ntype: MeshGateway\nname: gw\nselectors: [{{match: {{kuma.io/service: gw}}}}]\nconf:\n  listeners: {listeners}\n"
+        )
+    }
+
+    /// One HTTP listener on port 8080, with listener tags `l: one`.
+    const HTTP_8080: &str = "[{port: 8080, protocol: HTTP, tags: {l: one}}]";
+
+    /// The Mesh resource of mesh `default` without Kuma's initial (targetRef) policies.
+    const NO_INITIAL_POLICIES: &str = "---\ntype: Mesh\nname: default\nskipCreatingInitialPolicies: ['*']\n";
+
+    /// A MeshGatewayRoute `r` on `gw`: prefix `/a` to service `a`, prefix `/b` to service `b`.
+    const ROUTES: &str = "---\ntype: MeshGatewayRoute\nname: r\nselectors: [{match: {kuma.io/service: gw}}]\nconf:\n  http:\n    rules:\n    - matches: [{path: {match: PREFIX, value: /a}}]\n      backends: [{destination: {kuma.io/service: a}}]\n    - matches: [{path: {match: PREFIX, value: /b}}]\n      backends: [{destination: {kuma.io/service: b}}]\n";
+
+    /// Selectors: the gateway's service, any service, service `a`.
+    const GW: &str = "{kuma.io/service: gw}";
+    const ANY: &str = "{kuma.io/service: '*'}";
+    const A: &str = "{kuma.io/service: a}";
+
+    /// A legacy policy of `kind` named `name` with one source and one destination selector (`match` maps) and `conf`.
+    fn legacy(kind: &str, name: &str, source: &str, destination: &str, conf: &str) -> String {
+        format!(
+            "---\ntype: {kind}\nname: {name}\nsources: [{{match: {source}}}]\ndestinations: [{{match: {destination}}}]\nconf: {conf}\n"
+        )
+    }
+
+    /// Every route entry of the plan that forwards to `cluster` (there is at least one).
+    fn routes_to<'p>(plan: &'p GatewayPlan, cluster: &str) -> Vec<&'p Route> {
+        let routes: Vec<&Route> = plan
+            .listeners
+            .iter()
+            .flat_map(|l| l.virtual_hosts.iter().chain(l.tls_chains.iter().flat_map(|c| c.virtual_hosts.iter())))
+            .flat_map(|v| v.routes.iter())
+            .filter(|r| matches!(&r.action, Action::Forward(f) if f.backends.iter().any(|b| b.cluster == cluster)))
+            .collect();
+        assert!(!routes.is_empty(), "no route entry forwards to {cluster}: {:?}", plan.listeners);
+        routes
+    }
+
+    fn cluster<'p>(plan: &'p GatewayPlan, name: &str) -> &'p Cluster {
+        plan.clusters.get(name).unwrap_or_else(|| panic!("no cluster {name} in {:?}", plan.clusters.keys()))
+    }
+
+    fn listener_on(plan: &GatewayPlan, port: u16) -> &Listener {
+        plan.listeners
+            .iter()
+            .find(|l| l.port == port)
+            .unwrap_or_else(|| panic!("no listener on port {port} in {:?}", plan.listeners))
+    }
+
+    /// (name, status) of the `kind` policies of an `applied` list, in order.
+    fn statuses<'a>(applied: &'a [AppliedPolicy], kind: &str) -> Vec<(&'a str, &'a str)> {
+        applied.iter().filter(|a| a.kind == kind).map(|a| (a.name.as_str(), a.status.as_str())).collect()
+    }
+
+    #[test]
+    fn a_timeout_sets_the_routes_and_the_cluster_of_its_destination() {
+        let text = format!(
+            "{}{NO_INITIAL_POLICIES}{ROUTES}{}",
+            gateway(HTTP_8080),
+            legacy("Timeout", "t", GW, A, "{connectTimeout: 2s, http: {requestTimeout: 3s}}"),
+        );
+        let plan = compile_text(&text);
+        assert!(plan.diagnostics.is_empty(), "{:?}", plan.diagnostics);
+        for r in routes_to(&plan, "a") {
+            assert_eq!(r.policies.request_timeout_ms, Some(3_000), "{:?}", r.path);
+            assert_eq!(r.policies.stream_idle_timeout_ms, None, "{:?}", r.path);
+            assert_eq!(statuses(&r.policies.applied, "Timeout"), vec![("t", "applied")], "{:?}", r.path);
+        }
+        for r in routes_to(&plan, "b") {
+            assert_eq!(r.policies.request_timeout_ms, None, "another destination: {:?}", r.path);
+            assert!(r.policies.applied.is_empty(), "{:?}: {:?}", r.path, r.policies.applied);
+        }
+        let a = cluster(&plan, "a");
+        assert_eq!(a.connect_timeout_ms, Some(2_000));
+        assert_eq!(statuses(&a.applied, "Timeout"), vec![("t", "applied")]);
+        let b = cluster(&plan, "b");
+        assert_eq!(b.connect_timeout_ms, None);
+        assert!(b.applied.is_empty(), "{:?}", b.applied);
+    }
+
+    #[test]
+    fn targetref_policies_replace_a_legacy_retry_but_not_a_legacy_rate_limit() {
+        // No Mesh resource: Kuma's initial policies (mesh-retry-all-default among them) exist.
+        let mesh_rate_limit = "---\ntype: MeshRateLimit\nname: gateway-limit\nspec:\n  targetRef: {kind: MeshGateway, name: gw}\n  to: [{targetRef: {kind: Mesh}, default: {local: {http: {requestRate: {num: 100, interval: 1s}}}}}]\n";
+        let text = format!(
+            "{}{ROUTES}{}{}{mesh_rate_limit}",
+            gateway(HTTP_8080),
+            legacy("Retry", "legacy-retry", GW, ANY, "{http: {numRetries: 2}}"),
+            legacy("RateLimit", "legacy-limit", GW, ANY, "{http: {requests: 5, interval: 10s}}"),
+        );
+        let plan = compile_text(&text);
+        let initial_retry = RetryPolicy {
+            num_retries: 5,
+            per_try_timeout_ms: 16_000,
+            base_interval_ms: 25,
+            max_interval_ms: 250,
+            on_5xx: false,
+            on_gateway_error: true,
+            on_reset: false,
+            on_connect_failure: true,
+            on_retriable_4xx: false,
+            statuses: Vec::new(),
+            methods: Vec::new(),
+        };
+        let legacy_limit = RateLimit { num: 5, interval_ms: 10_000, status: 429, headers: HeaderOps::default() };
+        for service in ["a", "b"] {
+            for r in routes_to(&plan, service) {
+                let p = &r.policies;
+                assert_eq!(p.retry.as_ref(), Some(&initial_retry), "MeshRetry wins: {service} {:?}", r.path);
+                assert_eq!(p.rate_limit.as_ref(), Some(&legacy_limit), "RateLimit stays: {service} {:?}", r.path);
+                let applied: Vec<(&str, &str)> = p.applied.iter().map(|a| (a.kind.as_str(), a.name.as_str())).collect();
+                for want in
+                    [("Retry", "legacy-retry"), ("RateLimit", "legacy-limit"), ("MeshRetry", "mesh-retry-all-default")]
+                {
+                    assert!(applied.contains(&want), "{want:?} in {applied:?}: {service} {:?}", r.path);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_best_matching_policy_applies() {
+        let timeout = |name: &str, source: &str, destination: &str, secs: u32| {
+            legacy("Timeout", name, source, destination, &format!("{{http: {{requestTimeout: {secs}s}}}}"))
+        };
+        // (case, policies, (request timeout, Timeout in force) on the routes to `a`, the same on the routes to `b`)
+        type Expect<'a> = (Option<u64>, Option<&'a str>);
+        let cases: [(&str, Vec<String>, Expect, Expect); 4] = [
+            (
+                "a named destination beats `*`, whatever the names",
+                vec![timeout("a-any", GW, ANY, 1), timeout("z-named", GW, A, 2)],
+                (Some(2_000), Some("z-named")),
+                (Some(1_000), Some("a-any")),
+            ),
+            (
+                "among equals the first by name wins",
+                vec![timeout("b-second", GW, A, 4), timeout("a-first", GW, A, 3)],
+                (Some(3_000), Some("a-first")),
+                (None, None),
+            ),
+            (
+                "more matched source tags win (listener tags are merged in)",
+                vec![timeout("a-service", GW, A, 1), timeout("z-listener", "{kuma.io/service: gw, l: one}", A, 2)],
+                (Some(2_000), Some("z-listener")),
+                (None, None),
+            ),
+            (
+                "sources must match the listener's merged tags",
+                vec![
+                    timeout("other-service", "{kuma.io/service: other}", ANY, 1),
+                    timeout("other-listener", "{kuma.io/service: gw, l: two}", ANY, 2),
+                ],
+                (None, None),
+                (None, None),
+            ),
+        ];
+        for (case, policies, want_a, want_b) in cases {
+            let text = format!("{}{NO_INITIAL_POLICIES}{ROUTES}{}", gateway(HTTP_8080), policies.concat());
+            let plan = compile_text(&text);
+            assert!(plan.diagnostics.is_empty(), "{case}: {:?}", plan.diagnostics);
+            for (service, (timeout_ms, policy)) in [("a", want_a), ("b", want_b)] {
+                for r in routes_to(&plan, service) {
+                    let names: Vec<&str> =
+                        statuses(&r.policies.applied, "Timeout").into_iter().map(|(n, _)| n).collect();
+                    assert_eq!(
+                        (r.policies.request_timeout_ms, names),
+                        (timeout_ms, policy.into_iter().collect::<Vec<&str>>()),
+                        "{case}: routes to {service}: {:?}",
+                        r.path
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_retry_becomes_the_route_retry_policy_and_zero_retries_none() {
+        let conf = "{http: {numRetries: 2, perTryTimeout: 0.5s, retriableStatusCodes: [503], retryOn: [all_5xx], backOff: {baseInterval: 0.01s, maxInterval: 0.1s}}}";
+        let text =
+            format!("{}{NO_INITIAL_POLICIES}{ROUTES}{}", gateway(HTTP_8080), legacy("Retry", "retry", GW, A, conf));
+        let plan = compile_text(&text);
+        assert!(plan.diagnostics.is_empty(), "{:?}", plan.diagnostics);
+        let want = RetryPolicy {
+            num_retries: 2,
+            per_try_timeout_ms: 500,
+            base_interval_ms: 10,
+            max_interval_ms: 100,
+            on_5xx: true,
+            on_gateway_error: false,
+            on_reset: false,
+            on_connect_failure: false,
+            on_retriable_4xx: false,
+            statuses: vec![503],
+            methods: Vec::new(),
+        };
+        for r in routes_to(&plan, "a") {
+            assert_eq!(r.policies.retry.as_ref(), Some(&want), "{:?}", r.path);
+            assert_eq!(statuses(&r.policies.applied, "Retry"), vec![("retry", "applied")], "{:?}", r.path);
+        }
+        for r in routes_to(&plan, "b") {
+            assert_eq!(r.policies.retry, None, "another destination: {:?}", r.path);
+        }
+
+        let text = format!(
+            "{}{NO_INITIAL_POLICIES}{ROUTES}{}",
+            gateway(HTTP_8080),
+            legacy("Retry", "off", GW, ANY, "{http: {numRetries: 0}}")
+        );
+        let plan = compile_text(&text);
+        for service in ["a", "b"] {
+            for r in routes_to(&plan, service) {
+                assert_eq!(r.policies.retry, None, "numRetries 0: {service} {:?}", r.path);
+            }
+        }
+    }
+
+    #[test]
+    fn a_rate_limit_becomes_the_route_rate_limit() {
+        let conf = "{http: {requests: 5, interval: 10s, onRateLimit: {status: 423, headers: [{key: x-a, value: '1', append: true}, {key: x-b, value: '2', append: false}]}}}";
+        let text =
+            format!("{}{NO_INITIAL_POLICIES}{ROUTES}{}", gateway(HTTP_8080), legacy("RateLimit", "limit", GW, A, conf));
+        let plan = compile_text(&text);
+        assert!(plan.diagnostics.is_empty(), "{:?}", plan.diagnostics);
+        let want = RateLimit {
+            num: 5,
+            interval_ms: 10_000,
+            status: 423,
+            headers: HeaderOps {
+                set: vec![("x-b".to_owned(), "2".to_owned())],
+                add: vec![("x-a".to_owned(), "1".to_owned())],
+                remove: Vec::new(),
+            },
+        };
+        for r in routes_to(&plan, "a") {
+            assert_eq!(r.policies.rate_limit.as_ref(), Some(&want), "{:?}", r.path);
+            assert_eq!(statuses(&r.policies.applied, "RateLimit"), vec![("limit", "applied")], "{:?}", r.path);
+        }
+        for r in routes_to(&plan, "b") {
+            assert_eq!(r.policies.rate_limit, None, "another destination: {:?}", r.path);
+        }
+    }
+
+    #[test]
+    fn circuit_breakers_and_health_checks_reach_the_clusters() {
+        let breaker = "{interval: 5s, baseEjectionTime: 20s, maxEjectionPercent: 50, splitExternalAndLocalErrors: true, thresholds: {maxConnections: 10, maxPendingRequests: 20, maxRetries: 4, maxRequests: 30}, detectors: {totalErrors: {consecutive: 7}, gatewayErrors: {}, standardDeviation: {requestVolume: 20, minimumHosts: 3, factor: 1.5}, failure: {requestVolume: 30, minimumHosts: 2, threshold: 70}}}";
+        let check = "{interval: 10s, timeout: 2s, unhealthyThreshold: 3, healthyThreshold: 2, http: {path: /health, expectedStatuses: [200, 204]}}";
+        let text = format!(
+            "{}{NO_INITIAL_POLICIES}{ROUTES}{}{}",
+            gateway(HTTP_8080),
+            legacy("CircuitBreaker", "breaker", GW, A, breaker),
+            legacy("HealthCheck", "check", GW, A, check),
+        );
+        let plan = compile_text(&text);
+        assert!(plan.diagnostics.is_empty(), "{:?}", plan.diagnostics);
+        let a = cluster(&plan, "a");
+        assert_eq!(
+            a.circuit_breaker,
+            Some(CircuitBreaker {
+                max_connections: 10,
+                max_pending_requests: 20,
+                max_requests: 30,
+                max_retries: 4,
+                outlier: Some(Outlier {
+                    interval_ms: 5_000,
+                    base_ejection_ms: 20_000,
+                    max_ejection_percent: 50,
+                    split_local: true,
+                    consecutive_5xx: Some(7),
+                    consecutive_gateway: Some(5),
+                    consecutive_local: None,
+                    success_rate: Some((3, 20, 1.5)),
+                    failure_percentage: Some((2, 30, 70)),
+                }),
+            })
+        );
+        let health_check = |check: HealthCheckKind| HealthCheck {
+            interval_ms: 10_000,
+            timeout_ms: 2_000,
+            unhealthy_threshold: 3,
+            healthy_threshold: 2,
+            jitter_ms: 0,
+            panic_threshold: 50.0,
+            fail_traffic_on_panic: false,
+            check,
+        };
+        assert_eq!(
+            a.health_check,
+            Some(health_check(HealthCheckKind::Http {
+                path: "/health".to_owned(),
+                expected_statuses: vec![200, 204],
+                headers: HeaderOps::default(),
+            }))
+        );
+        assert_eq!(
+            statuses(&a.applied, "CircuitBreaker")
+                .into_iter()
+                .chain(statuses(&a.applied, "HealthCheck"))
+                .collect::<Vec<_>>(),
+            vec![("breaker", "applied"), ("check", "applied")]
+        );
+        let b = cluster(&plan, "b");
+        assert_eq!(b.circuit_breaker, None, "another destination");
+        assert_eq!(b.health_check, None, "another destination");
+
+        // On a TCP listener the same check connects only.
+        let tcp_route = "---\ntype: MeshGatewayRoute\nname: tcp\nselectors: [{match: {kuma.io/service: gw}}]\nconf: {tcp: {rules: [{backends: [{destination: {kuma.io/service: a}}]}]}}\n";
+        let text = format!(
+            "{}{NO_INITIAL_POLICIES}{tcp_route}{}",
+            gateway("[{port: 9000, protocol: TCP}]"),
+            legacy("HealthCheck", "check", GW, A, check),
+        );
+        let plan = compile_text(&text);
+        assert!(plan.diagnostics.is_empty(), "{:?}", plan.diagnostics);
+        let tcp: Option<Vec<&str>> =
+            listener_on(&plan, 9000).tcp.as_ref().map(|t| t.backends.iter().map(|b| b.cluster.as_str()).collect());
+        assert_eq!(tcp, Some(vec!["a"]));
+        assert_eq!(
+            cluster(&plan, "a").health_check,
+            Some(health_check(HealthCheckKind::Tcp { send: Vec::new(), receive: Vec::new() }))
+        );
+    }
+
+    #[test]
+    fn a_traffic_log_adds_the_mesh_logging_backend_to_the_listener() {
+        let mesh = "---\ntype: Mesh\nname: default\nskipCreatingInitialPolicies: ['*']\nlogging:\n  defaultBackend: file-log\n  backends:\n  - name: file-log\n    type: file\n    format: '%KUMA_MESH% %RESPONSE_CODE%'\n    conf: {path: /tmp/x.log}\n";
+        let file_log = AccessLog {
+            sink: LogSink::File("/tmp/x.log".to_owned()),
+            format: LogFormat::Plain("default %RESPONSE_CODE%".to_owned()),
+        };
+        for (case, conf) in [("named backend", "{backend: file-log}"), ("the mesh's default backend", "{}")] {
+            let text = format!("{}{mesh}{ROUTES}{}", gateway(HTTP_8080), legacy("TrafficLog", "log", GW, ANY, conf));
+            let plan = compile_text(&text);
+            assert!(plan.diagnostics.is_empty(), "{case}: {:?}", plan.diagnostics);
+            let p = &listener_on(&plan, 8080).policies;
+            assert_eq!(p.access_logs, vec![file_log.clone()], "{case}");
+            assert_eq!(statuses(&p.applied, "TrafficLog"), vec![("log", "applied")], "{case}");
+        }
+
+        let text = format!(
+            "{}{mesh}{ROUTES}{}",
+            gateway(HTTP_8080),
+            legacy("TrafficLog", "log", GW, ANY, "{backend: missing}")
+        );
+        let plan = compile_text(&text);
+        let p = &listener_on(&plan, 8080).policies;
+        assert!(p.access_logs.is_empty(), "{:?}", p.access_logs);
+        assert!(statuses(&p.applied, "TrafficLog").is_empty(), "{:?}", p.applied);
+        assert!(
+            plan.diagnostics.iter().any(|d| d.severity == Severity::Warning
+                && d.subject == "Mesh default"
+                && d.message.contains("\"missing\"")),
+            "{:?}",
+            plan.diagnostics
+        );
+    }
+
+    #[test]
+    fn a_fault_injection_is_reported_and_not_applied() {
+        let base = format!("{}{NO_INITIAL_POLICIES}{ROUTES}", gateway(HTTP_8080));
+        let without = compile_text(&base);
+        assert!(without.diagnostics.is_empty(), "{:?}", without.diagnostics);
+        let fault = legacy("FaultInjection", "faults", GW, ANY, "{abort: {httpStatus: 500, percentage: 100}}");
+        let with = compile_text(&format!("{base}{fault}"));
+        assert_eq!(with.listeners, without.listeners);
+        assert_eq!(with.clusters, without.clusters);
+        assert_eq!(with.diagnostics.len(), 1, "{:?}", with.diagnostics);
+        let d = &with.diagnostics[0];
+        assert_eq!((d.severity, d.subject.as_str()), (Severity::Warning, "FaultInjection faults"));
+        assert!(d.message.starts_with("not applied"), "{}", d.message);
+    }
+
+    #[test]
+    fn a_policy_whose_conf_does_not_decode_is_reported_and_has_no_effect() {
+        let base = format!("{}{NO_INITIAL_POLICIES}{ROUTES}", gateway(HTTP_8080));
+        let without = compile_text(&base);
+        for (kind, conf, why) in [
+            ("Timeout", "{http: {requestTimeout: 400ms}}", "400ms"),
+            ("RateLimit", "{http: {requests: many}}", "many"),
+            ("Retry", "{http: {numRetries: -1}}", "-1"),
+        ] {
+            let with = compile_text(&format!("{base}{}", legacy(kind, "bad", GW, ANY, conf)));
+            assert_eq!(with.listeners, without.listeners, "{kind}");
+            assert_eq!(with.clusters, without.clusters, "{kind}");
+            assert_eq!(with.diagnostics.len(), 1, "{kind}: {:?}", with.diagnostics);
+            let d = &with.diagnostics[0];
+            let subject = format!("{kind} bad");
+            assert_eq!((d.severity, d.subject.as_str()), (Severity::Warning, subject.as_str()));
+            assert!(d.message.starts_with("cannot be applied to the gateway: "), "{kind}: {}", d.message);
+            assert!(d.message.contains(why), "{kind}: {}", d.message);
+        }
+    }
 }

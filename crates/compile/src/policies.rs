@@ -468,6 +468,7 @@ pub fn apply(
             let http = c.http.unwrap_or_default();
             lp.request_headers_timeout_ms = http.request_headers_timeout.as_ref().map(ms);
             lp.stream_idle_timeout_ms = http.stream_idle_timeout.as_ref().map(ms);
+            lp.request_timeout_ms = http.request_timeout.as_ref().map(ms).filter(|t| *t > 0);
             lp.applied.extend(m.applied);
         }
         // MeshRetry (TCP part), MeshRateLimit (TCP part), MeshFaultInjection, MeshAccessLog: port-wide.
@@ -551,8 +552,14 @@ fn cluster_policies(
     };
     if let Some(m) = merge(for_cluster(PolicyKind::MeshTimeout)) {
         let c: TimeoutConf = typed(&m, subject, diagnostics);
+        let idle = c.idle_timeout.as_ref().map(ms);
         if let Some(connect) = c.connection_timeout.as_ref().map(ms) {
             cluster.connect_timeout_ms = Some(connect);
+        }
+        if idle.is_some() {
+            cluster.idle_timeout_ms = idle;
+        }
+        if c.connection_timeout.is_some() || idle.is_some() {
             extend_applied(&mut cluster.applied, m.applied);
         }
     }

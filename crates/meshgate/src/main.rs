@@ -2,6 +2,7 @@
 //! kumactl-like command line; it holds no gateway logic of its own.
 
 mod generate;
+mod inspect;
 mod run;
 mod validate;
 
@@ -43,6 +44,31 @@ enum Command {
     /// Generate files (certificates).
     #[command(subcommand)]
     Generate(GenerateCommand),
+    /// Show what a gateway runs, as compiled from files: listeners, routes, clusters and the policies on each.
+    #[command(subcommand)]
+    Inspect(InspectCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum InspectCommand {
+    /// The Dataplanes bound to a MeshGateway: merged listeners with their tags, virtual hosts, routes and clusters,
+    /// with the policies applied (and overridden) on each.
+    ///
+    /// Example: meshgate inspect meshgateway edge-gateway --config examples/universal
+    #[command(name = "meshgateway")]
+    MeshGateway {
+        /// The MeshGateway's name.
+        name: String,
+        /// A file or directory of Kuma resources.
+        #[arg(long, value_name = "PATH")]
+        config: PathBuf,
+        /// Only this mesh.
+        #[arg(long)]
+        mesh: Option<String>,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value = "text")]
+        output: inspect::Output,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -60,6 +86,9 @@ fn main() -> ExitCode {
         Command::Validate { paths, no_references } => validate::run(&paths, !no_references),
         Command::Generate(GenerateCommand::TlsCertificate(args)) => generate::tls_certificate(&args),
         Command::Run(args) => run::run(args),
+        Command::Inspect(InspectCommand::MeshGateway { name, config, mesh, output }) => {
+            inspect::meshgateway(&config, &name, mesh.as_deref(), output)
+        }
     };
     match result {
         Ok(code) => code,

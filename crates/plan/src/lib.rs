@@ -123,6 +123,10 @@ pub struct ListenerPolicies {
     /// How long a request or response body may stall, in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream_idle_timeout_ms: Option<u64>,
+    /// How long the whole request (head and body) may take to arrive, in milliseconds (Envoy's HCM
+    /// `request_timeout`; 408 when it runs out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_timeout_ms: Option<u64>,
     /// TCP listeners: connection attempts per upstream connection (MeshRetry `tcp.maxConnectAttempt`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_connect_attempts: Option<u32>,
@@ -606,6 +610,10 @@ pub struct Cluster {
     /// listener, by port, that sends to it; none: the data plane's default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connect_timeout_ms: Option<u64>,
+    /// How long an idle upstream connection is kept, in milliseconds (MeshTimeout `to` `idleTimeout`; none: the data
+    /// plane's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_ms: Option<u64>,
     /// How endpoints are chosen (MeshLoadBalancingStrategy).
     #[serde(default, skip_serializing_if = "LoadBalancer::is_round_robin")]
     pub load_balancer: LoadBalancer,

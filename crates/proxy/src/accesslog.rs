@@ -2,17 +2,18 @@
 //! request path — each sink has a bounded queue drained by its own writer thread; when the queue is full the line
 //! is dropped and counted (`meshgate_access_log_dropped`), never waited for.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
+use crossbeam_queue::ArrayQueue;
 use http::{HeaderMap, Method, StatusCode, Version};
 use meshgate_plan::{LogFormat, LogSink};
 use prometheus_client::metrics::counter::Counter;
-use serde_json::Value;
 
 /// Lines a sink may hold before new ones are dropped.
 const QUEUE: usize = 8192;
@@ -152,33 +153,67 @@ fn protocol(v: Version) -> &'static str {
     }
 }
 
-/// `2026-11-26T14:56:27.123Z`.
-fn iso8601(t: SystemTime) -> String {
-    let dt = time::OffsetDateTime::from(t);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        dt.year(),
-        u8::from(dt.month()),
-        dt.day(),
-        dt.hour(),
-        dt.minute(),
-        dt.second(),
-        dt.millisecond()
-    )
+/// `2026-11-26T14:56:27.123Z`; the part down to the second is formatted once per second per thread.
+fn iso8601(t: SystemTime, out: &mut String) {
+    thread_local! {
+        static CACHE: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
+    }
+    let since = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if cache.0 != secs {
+            let dt = time::OffsetDateTime::from(t);
+            cache.1 = format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+                dt.year(),
+                u8::from(dt.month()),
+                dt.day(),
+                dt.hour(),
+                dt.minute(),
+                dt.second()
+            );
+            cache.0 = secs;
+        }
+        out.push_str(&cache.1);
+    });
+    let ms = since.subsec_millis();
+    out.push('.');
+    for d in [ms / 100, ms / 10 % 10, ms % 10] {
+        out.push(char::from(b'0' + u8::try_from(d).unwrap_or(0)));
+    }
+    out.push('Z');
+}
+
+/// Appends a number in decimal.
+fn push_digits(mut n: u64, out: &mut String) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for b in &buf[i..] {
+        out.push(char::from(*b));
+    }
 }
 
 impl Entry<'_> {
-    fn header(&self, names: &[String], response: bool) -> Option<String> {
+    fn header(&self, names: &[String], response: bool) -> Option<Cow<'_, str>> {
         for name in names {
             let v = match (response, name.as_str()) {
-                (false, ":method") => Some(self.method.as_str().to_owned()),
-                (false, ":path") => Some(self.path.to_owned()),
+                (false, ":method") => Some(Cow::Borrowed(self.method.as_str())),
+                (false, ":path") => Some(Cow::Borrowed(self.path)),
                 (false, ":authority") | (false, "host") if !self.authority.is_empty() => {
-                    Some(self.authority.to_owned())
+                    Some(Cow::Borrowed(self.authority))
                 }
                 (false, ":scheme") => None,
-                (false, n) => self.request_headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_owned),
-                (true, n) => self.response_headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_owned),
+                (false, n) => self.request_headers.get(n).and_then(|v| v.to_str().ok()).map(Cow::Borrowed),
+                (true, n) => self.response_headers.get(n).and_then(|v| v.to_str().ok()).map(Cow::Borrowed),
             };
             if v.is_some() {
                 return v;
@@ -187,56 +222,109 @@ impl Entry<'_> {
         None
     }
 
-    fn value(&self, op: &Op) -> Option<String> {
-        Some(match op {
-            Op::Literal(s) => s.clone(),
-            Op::StartTime => iso8601(self.start),
-            Op::Req(names) => self.header(names, false)?,
-            Op::Resp(names) => self.header(names, true)?,
-            Op::ResponseCode => self.status.as_u16().to_string(),
-            Op::ResponseFlags => self.flags.to_owned(),
-            Op::BytesReceived => self
-                .request_headers
-                .get(http::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("0")
-                .to_owned(),
-            Op::BytesSent => self
-                .response_headers
-                .get(http::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("0")
-                .to_owned(),
-            Op::Duration => self.duration.as_millis().to_string(),
-            Op::Protocol => protocol(self.version).to_owned(),
-            Op::UpstreamHost => self.upstream_host?.to_owned(),
-            Op::UpstreamCluster => self.cluster?.to_owned(),
-            Op::RouteName => self.route.to_owned(),
-            Op::DownstreamRemoteAddress => self.peer.to_string(),
-            Op::DownstreamRemoteAddressWithoutPort => self.peer.ip().to_string(),
-            Op::Unknown => return None,
-        })
+    /// Appends the value of `op` to `out`; false when it has none.
+    fn write(&self, op: &Op, out: &mut String) -> bool {
+        use std::fmt::Write as _;
+        match op {
+            Op::Literal(s) => out.push_str(s),
+            Op::StartTime => iso8601(self.start, out),
+            Op::Req(names) => match self.header(names, false) {
+                Some(v) => out.push_str(&v),
+                None => return false,
+            },
+            Op::Resp(names) => match self.header(names, true) {
+                Some(v) => out.push_str(&v),
+                None => return false,
+            },
+            Op::ResponseCode => push_digits(u64::from(self.status.as_u16()), out),
+            Op::ResponseFlags => out.push_str(self.flags),
+            Op::BytesReceived | Op::BytesSent => {
+                let headers = if *op == Op::BytesSent { self.response_headers } else { self.request_headers };
+                out.push_str(headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).unwrap_or("0"));
+            }
+            Op::Duration => push_digits(u64::try_from(self.duration.as_millis()).unwrap_or(u64::MAX), out),
+            Op::Protocol => out.push_str(protocol(self.version)),
+            Op::UpstreamHost => match self.upstream_host {
+                Some(h) => out.push_str(h),
+                None => return false,
+            },
+            Op::UpstreamCluster => match self.cluster {
+                Some(c) => out.push_str(c),
+                None => return false,
+            },
+            Op::RouteName => out.push_str(self.route),
+            Op::DownstreamRemoteAddress => {
+                let _ = write!(out, "{}", self.peer);
+            }
+            Op::DownstreamRemoteAddressWithoutPort => {
+                let _ = write!(out, "{}", self.peer.ip());
+            }
+            Op::Unknown => return false,
+        }
+        true
     }
 
+    fn render_into(&self, t: &Template, out: &mut String) {
+        for op in &t.0 {
+            if !self.write(op, out) {
+                out.push('-');
+            }
+        }
+    }
+
+    #[cfg(test)]
     fn render(&self, t: &Template) -> String {
         let mut out = String::new();
-        for op in &t.0 {
-            out.push_str(self.value(op).as_deref().unwrap_or("-"));
-        }
+        self.render_into(t, &mut out);
         out
     }
 
-    /// A JSON value: a lone numeric operator stays a number; a lone missing value is null.
-    fn json(&self, t: &Template) -> Value {
+    /// Appends a JSON value: a lone numeric operator stays a number, a lone missing value is null; returns false
+    /// when the value is empty or missing (for `omitEmptyValues`).
+    fn json_into(&self, t: &Template, out: &mut String) -> bool {
         if let [op] = t.0.as_slice() {
-            return match self.value(op) {
-                None => Value::Null,
-                Some(v) if op.numeric() => v.parse::<u64>().map_or(Value::String(v), Value::from),
-                Some(v) => Value::String(v),
-            };
+            let mut v = String::new();
+            if !self.write(op, &mut v) {
+                out.push_str("null");
+                return false;
+            }
+            if op.numeric() && !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+                out.push_str(&v);
+            } else {
+                json_string(&v, out);
+            }
+            return !v.is_empty();
         }
-        Value::String(self.render(t))
+        let mut v = String::new();
+        self.render_into(t, &mut v);
+        json_string(&v, out);
+        !v.is_empty()
     }
+}
+
+/// Appends `s` as a JSON string.
+fn json_string(s: &str, out: &mut String) {
+    use std::fmt::Write as _;
+    out.push('"');
+    if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// A line format ready to render.
@@ -246,7 +334,7 @@ pub enum Formatter {
     Plain(Template),
     /// JSON fields.
     Json {
-        /// Keys and templates.
+        /// Each key already written as JSON with its colon (`"status":`), and its template.
         fields: Vec<(String, Template)>,
         /// Leave out empty values.
         omit_empty: bool,
@@ -259,28 +347,61 @@ impl Formatter {
         match f {
             LogFormat::Plain(t) => Formatter::Plain(Template::parse(t)),
             LogFormat::Json { fields, omit_empty } => Formatter::Json {
-                fields: fields.iter().map(|(k, v)| (k.clone(), Template::parse(v))).collect(),
+                fields: fields
+                    .iter()
+                    .map(|(k, v)| {
+                        let mut key = String::new();
+                        json_string(k, &mut key);
+                        key.push(':');
+                        (key, Template::parse(v))
+                    })
+                    .collect(),
                 omit_empty: *omit_empty,
             },
         }
     }
 
-    /// The line for one request (without the newline).
-    pub fn line(&self, e: &Entry<'_>) -> String {
-        match self {
-            Formatter::Plain(t) => e.render(t),
-            Formatter::Json { fields, omit_empty } => {
-                let mut map = serde_json::Map::new();
-                for (k, t) in fields {
-                    let v = e.json(t);
-                    let empty = v.is_null() || v.as_str().is_some_and(str::is_empty);
-                    if !(empty && *omit_empty) {
-                        map.insert(k.clone(), v);
-                    }
+    /// The request headers its templates read (lowercase), so that only those are kept for the log.
+    pub fn request_headers(&self) -> Vec<String> {
+        let templates: Vec<&Template> = match self {
+            Formatter::Plain(t) => vec![t],
+            Formatter::Json { fields, .. } => fields.iter().map(|(_, t)| t).collect(),
+        };
+        let mut names = Vec::new();
+        for t in templates {
+            for op in &t.0 {
+                if let Op::Req(list) = op {
+                    names.extend(list.iter().filter(|n| !n.starts_with(':')).cloned());
                 }
-                Value::Object(map).to_string()
             }
         }
+        names.push(http::header::CONTENT_LENGTH.as_str().to_owned());
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// The line for one request (without the newline).
+    pub fn line(&self, e: &Entry<'_>) -> String {
+        let mut out = String::with_capacity(256);
+        match self {
+            Formatter::Plain(t) => e.render_into(t, &mut out),
+            Formatter::Json { fields, omit_empty } => {
+                out.push('{');
+                for (k, t) in fields {
+                    let mark = out.len();
+                    if out.len() > 1 {
+                        out.push(',');
+                    }
+                    out.push_str(k);
+                    if !e.json_into(t, &mut out) && *omit_empty {
+                        out.truncate(mark);
+                    }
+                }
+                out.push('}');
+            }
+        }
+        out
     }
 }
 
@@ -300,20 +421,49 @@ impl AccessLogRuntime {
     }
 }
 
+/// A sink's queue: lines pushed lock-free by requests, taken in batches by the writer thread, which wakes on its own
+/// every [`FLUSH_EVERY`] (or sooner when the queue fills up) — a request never wakes a thread per line.
+#[derive(Debug)]
+struct Queue {
+    lines: ArrayQueue<String>,
+    writer: OnceLock<std::thread::Thread>,
+    open: AtomicBool,
+}
+
+/// How often a writer wakes to write what was queued.
+const FLUSH_EVERY: Duration = Duration::from_millis(20);
+
 /// A queue into one sink's writer.
 #[derive(Debug, Clone)]
 pub struct SinkHandle {
-    tx: SyncSender<String>,
+    queue: Arc<Queue>,
     dropped: Counter,
+    /// Keeps the writer alive while any plan uses the sink.
+    _alive: Arc<Alive>,
+}
+
+/// Stops the writer when the last handle goes.
+#[derive(Debug)]
+struct Alive(Arc<Queue>);
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.open.store(false, Ordering::Release);
+        if let Some(t) = self.0.writer.get() {
+            t.unpark();
+        }
+    }
 }
 
 impl SinkHandle {
     fn send(&self, line: String) {
-        match self.tx.try_send(line) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.dropped.inc();
-            }
+        if self.queue.lines.push(line).is_err() {
+            self.dropped.inc();
+        }
+        if self.queue.lines.len() * 2 > QUEUE
+            && let Some(t) = self.queue.writer.get()
+        {
+            t.unpark();
         }
     }
 }
@@ -331,13 +481,16 @@ impl Sinks {
         if let Some(h) = sinks.get(sink) {
             return Ok(h.clone());
         }
-        let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
+        let queue =
+            Arc::new(Queue { lines: ArrayQueue::new(QUEUE), writer: OnceLock::new(), open: AtomicBool::new(true) });
         let target = sink.clone();
-        std::thread::Builder::new()
+        let for_writer = Arc::clone(&queue);
+        let thread = std::thread::Builder::new()
             .name("meshgate-access-log".to_owned())
-            .spawn(move || write_loop(&target, &rx))
+            .spawn(move || write_loop(&target, &for_writer))
             .map_err(|e| format!("access-log writer: {e}"))?;
-        let handle = SinkHandle { tx, dropped };
+        let _ = queue.writer.set(thread.thread().clone());
+        let handle = SinkHandle { _alive: Arc::new(Alive(Arc::clone(&queue))), queue, dropped };
         sinks.insert(sink.clone(), handle.clone());
         Ok(handle)
     }
@@ -365,36 +518,41 @@ fn open(sink: &LogSink) -> std::io::Result<Box<dyn Write>> {
     })
 }
 
-/// Writes queued lines until every handle is gone; flushes whenever the queue runs empty. A destination that
-/// fails is reopened (at most once a second); lines meanwhile are lost.
-fn write_loop(sink: &LogSink, rx: &Receiver<String>) {
+/// Writes queued lines in batches until the sink is closed and drained. A destination that fails is reopened (at
+/// most once a second); lines meanwhile are lost.
+fn write_loop(sink: &LogSink, queue: &Queue) {
     let mut out: Option<std::io::BufWriter<Box<dyn Write>>> = None;
     let mut last_attempt: Option<std::time::Instant> = None;
-    while let Ok(line) = rx.recv() {
-        let mut pending = vec![line];
-        while let Ok(more) = rx.try_recv() {
-            pending.push(more);
-            if pending.len() >= 256 {
-                break;
+    loop {
+        let open_now = queue.open.load(Ordering::Acquire);
+        if queue.lines.is_empty() {
+            if !open_now {
+                return;
             }
+            std::thread::park_timeout(FLUSH_EVERY);
+            continue;
         }
         if out.is_none() && last_attempt.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
             last_attempt = Some(std::time::Instant::now());
             match open(sink) {
-                Ok(w) => out = Some(std::io::BufWriter::new(w)),
+                Ok(w) => out = Some(std::io::BufWriter::with_capacity(64 * 1024, w)),
                 Err(e) => tracing::warn!(?sink, error = %e, "access log unavailable"),
             }
         }
-        let Some(w) = out.as_mut() else { continue };
         let mut failed = false;
-        for line in &pending {
+        while let Some(line) = queue.lines.pop() {
+            let Some(w) = out.as_mut() else { continue };
             if w.write_all(line.as_bytes()).and_then(|()| w.write_all(b"\n")).is_err() {
                 failed = true;
-                break;
             }
         }
-        if failed || w.flush().is_err() {
+        if let Some(w) = out.as_mut()
+            && (failed || w.flush().is_err())
+        {
             out = None;
+        }
+        if open_now {
+            std::thread::park_timeout(FLUSH_EVERY);
         }
     }
 }

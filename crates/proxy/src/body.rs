@@ -79,6 +79,55 @@ where
     }
 }
 
+/// A request body that must end by a deadline (Envoy's HCM `request_timeout`): past it the body fails as stalled,
+/// and the client gets 408.
+pub struct DeadlineBody<B> {
+    inner: B,
+    limit: Duration,
+    deadline: Pin<Box<Sleep>>,
+}
+
+impl<B> std::fmt::Debug for DeadlineBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeadlineBody").field("limit", &self.limit).finish_non_exhaustive()
+    }
+}
+
+impl<B> DeadlineBody<B> {
+    /// Wraps a body that must end within `limit` of `start`.
+    pub fn new(inner: B, start: Instant, limit: Duration) -> Self {
+        Self { inner, limit, deadline: Box::pin(tokio::time::sleep_until(start + limit)) }
+    }
+}
+
+impl<B> Body for DeadlineBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            let limit = self.limit;
+            return Poll::Ready(Some(Err(Box::new(StreamIdle(limit)))));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// A response body sent no faster than a rate (MeshFaultInjection `responseBandwidth`): each data frame is split
 /// into chunks of at most a tenth of a second's worth, and each chunk waits until the rate allows it.
 pub struct ThrottledBody<B> {

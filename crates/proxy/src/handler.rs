@@ -105,7 +105,14 @@ struct RequestRecord {
 }
 
 impl RequestRecord {
-    fn of<B>(req: &Request<B>) -> Self {
+    /// The record of a request, keeping only the headers the logs read.
+    fn of<B>(req: &Request<B>, wanted: &[HeaderName]) -> Self {
+        let mut headers = HeaderMap::with_capacity(wanted.len());
+        for name in wanted {
+            for value in req.headers().get_all(name) {
+                headers.append(name.clone(), value.clone());
+            }
+        }
         let authority = req
             .uri()
             .authority()
@@ -118,7 +125,7 @@ impl RequestRecord {
             path: req.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned(),
             authority,
             version: req.version(),
-            headers: req.headers().clone(),
+            headers,
         }
     }
 }
@@ -128,7 +135,7 @@ pub async fn handle(req: Request<Incoming>, conn: Arc<ConnContext>) -> Result<Re
     let started = Instant::now();
     conn.guard.request_started();
     let listener = conn.listener.load_full();
-    let record = (!listener.access_logs.is_empty()).then(|| RequestRecord::of(&req));
+    let record = (!listener.access_logs.is_empty()).then(|| RequestRecord::of(&req, &listener.log_headers));
     let mut notes = Notes { flags: "-", ..Notes::default() };
     let (mut response, route) = serve(req, &listener, &conn, &mut notes).await;
     conn.guard.request_finished();
@@ -495,6 +502,7 @@ async fn forward(
     target: Target<'_>,
     notes: &mut Notes,
 ) -> Response<ResponseBody> {
+    let conn_start = tokio::time::Instant::now();
     let Some(choice) = f.backends.choose() else { return empty(StatusCode::INTERNAL_SERVER_ERROR) };
     let Some(cluster) = choice else { return empty(StatusCode::INTERNAL_SERVER_ERROR) };
     let hash = match cluster.hash_keys() {
@@ -569,7 +577,9 @@ async fn forward(
     let wants_copy = route.retry.is_some() || mirror.is_some();
     let small = body.is_end_stream() || body.size_hint().exact().is_some_and(|l| l <= REPLAY_BODY_LIMIT);
     let mut streamed: Option<UpstreamBody> = None;
-    let replay: Option<Bytes> = if wants_copy && small {
+    let replay: Option<Bytes> = if wants_copy && body.is_end_stream() {
+        Some(Bytes::new())
+    } else if wants_copy && small {
         match Box::pin(body.collect()).await {
             Ok(collected) => Some(collected.to_bytes()),
             Err(_) => return reject(parts.version, StatusCode::BAD_REQUEST, "malformed request body\n"),
@@ -577,6 +587,9 @@ async fn forward(
     } else {
         streamed = Some(if body.is_end_stream() {
             body.map_err(|e| -> BoxError { Box::new(e) }).boxed()
+        } else if let Some(deadline) = listener.request_deadline {
+            let idle = IdleTimeoutBody::new(body, route.stream_idle_timeout);
+            crate::body::DeadlineBody::new(idle, conn_start, deadline).boxed()
         } else {
             IdleTimeoutBody::new(body, route.stream_idle_timeout).boxed()
         });

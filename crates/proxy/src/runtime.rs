@@ -515,10 +515,14 @@ pub struct ListenerRuntime {
     pub faults: Vec<Fault>,
     /// Access logs.
     pub access_logs: Vec<AccessLogRuntime>,
+    /// The request headers the access logs read (only these are kept per request).
+    pub log_headers: Vec<HeaderName>,
     /// New connections allowed per interval.
     pub connection_rate: Option<TokenBucket>,
     /// TCP: attempts at connecting upstream.
     pub max_connect_attempts: u32,
+    /// How long a whole request may take to arrive (none: no limit beyond the stall limit).
+    pub request_deadline: Option<Duration>,
 }
 
 /// Settings of the data plane that do not come from the plan (Kuma's gateway defaults unless changed). This is the
@@ -844,6 +848,7 @@ impl Builder<'_> {
         };
         let server_header =
             HeaderValue::from_str(&settings.server_name).unwrap_or(HeaderValue::from_static("meshgate"));
+        let access_logs = self.access_logs(listener);
         Some(ListenerRuntime {
             name: listener.name.clone(),
             port: listener.port,
@@ -863,13 +868,24 @@ impl Builder<'_> {
                 .clone(),
             settings: Arc::clone(settings),
             faults: listener.policies.faults.clone(),
-            access_logs: self.access_logs(listener),
+            log_headers: {
+                let mut names: Vec<HeaderName> = access_logs
+                    .iter()
+                    .flat_map(|l| l.formatter.request_headers())
+                    .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+                    .collect();
+                names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+                names.dedup();
+                names
+            },
+            access_logs,
             connection_rate: listener
                 .policies
                 .connection_rate
                 .as_ref()
                 .map(|r| TokenBucket::new(r.num, Duration::from_millis(r.interval_ms))),
             max_connect_attempts: listener.policies.max_connect_attempts.unwrap_or(1).max(1),
+            request_deadline: listener.policies.request_timeout_ms.map(limit),
         })
     }
 }
@@ -905,6 +921,7 @@ fn cluster_runtime(
             protocol: cluster.protocol,
             tls: tls.as_ref().map_or_else(String::new, |t| t.key().to_owned()),
             connect_timeout_ms: u64::try_from(connect_timeout.as_millis()).unwrap_or(u64::MAX),
+            idle_timeout_ms: cluster.idle_timeout_ms.unwrap_or(0),
         };
         keys.insert(key.clone());
         let pool = ctx.pools.get(key, tls.clone(), connect_timeout);

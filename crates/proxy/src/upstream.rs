@@ -32,7 +32,7 @@ pub type UpstreamBody = BoxBody<Bytes, BoxError>;
 /// A boxed error.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// How long an idle HTTP/1.1 connection is kept.
+/// How long an idle HTTP/1.1 connection is kept when no policy says otherwise.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The most idle HTTP/1.1 connections kept per endpoint.
 const MAX_IDLE: usize = 256;
@@ -273,6 +273,8 @@ pub struct PoolKey {
     pub tls: String,
     /// How long connecting may take, in milliseconds.
     pub connect_timeout_ms: u64,
+    /// How long an idle HTTP/1.1 connection is kept, in milliseconds (0: the default).
+    pub idle_timeout_ms: u64,
 }
 
 /// Connections to one endpoint.
@@ -403,7 +405,12 @@ impl EndpointPool {
     async fn checkout(&self) -> Option<http1::SendRequest<UpstreamBody>> {
         loop {
             let (mut sender, since) = self.idle.pop()?;
-            if sender.is_closed() || since.elapsed() >= IDLE_TIMEOUT {
+            let limit = if self.key.idle_timeout_ms > 0 {
+                Duration::from_millis(self.key.idle_timeout_ms)
+            } else {
+                IDLE_TIMEOUT
+            };
+            if sender.is_closed() || since.elapsed() >= limit {
                 continue;
             }
             if sender.is_ready() {

@@ -4046,3 +4046,171 @@ fn policies() {
     ];
     run("targetRef policies", &cases, kuma);
 }
+
+#[test]
+fn destination_policies() {
+    let cases = vec![
+        case(
+            "MeshCircuitBreaker on a gateway is valid",
+            r#"
+            type: MeshCircuitBreaker
+            name: cb
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: gw}
+              to:
+              - targetRef: {kind: MeshService, name: backend}
+                default:
+                  connectionLimits: {maxConnections: 2, maxPendingRequests: 8, maxRequests: 2}
+                  outlierDetection:
+                    interval: 5s
+                    baseEjectionTime: 30s
+                    detectors: {totalFailures: {consecutive: 10}, successRate: {standardDeviationFactor: "1.9"}}
+            "#,
+            &[],
+        ),
+        case(
+            "MeshCircuitBreaker without sections",
+            r#"
+            type: MeshCircuitBreaker
+            name: cb
+            mesh: default
+            spec:
+              targetRef: {kind: Mesh}
+            "#,
+            &["spec: at least one of 'from', 'to' has to be defined"],
+        ),
+        case(
+            "MeshCircuitBreaker empty conf",
+            r#"
+            type: MeshCircuitBreaker
+            name: cb
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: gw}
+              to: [{targetRef: {kind: Mesh}, default: {}}]
+            "#,
+            &["spec.to[0].default: at least one of: 'connectionLimits' or 'outlierDetection' should be configured"],
+        ),
+        case(
+            "MeshCircuitBreaker zero limits, bad percentages, no detectors",
+            r#"
+            type: MeshCircuitBreaker
+            name: cb
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: gw}
+              to:
+              - targetRef: {kind: Mesh}
+                default:
+                  connectionLimits: {maxConnections: 0, maxRequests: 0}
+                  outlierDetection: {interval: 0s, maxEjectionPercent: 101}
+            "#,
+            &[
+                "spec.to[0].default.connectionLimits.maxConnections: must be greater than 0",
+                "spec.to[0].default.connectionLimits.maxRequests: must be greater than 0",
+                "spec.to[0].default.outlierDetection.interval: must be greater than zero when defined",
+                "spec.to[0].default.outlierDetection.maxEjectionPercent: must be in inclusive range [0, 100]",
+                "spec.to[0].default.outlierDetection.detectors: must be defined",
+            ],
+        ),
+        case(
+            "MeshCircuitBreaker empty detectors and a bad factor",
+            r#"
+            type: MeshCircuitBreaker
+            name: cb
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: gw}
+              to:
+              - targetRef: {kind: Mesh}
+                default: {outlierDetection: {detectors: {}}}
+              - targetRef: {kind: Mesh}
+                default: {outlierDetection: {detectors: {successRate: {standardDeviationFactor: "-1"}, failurePercentage: {threshold: 200}}}}
+            "#,
+            &[
+                "spec.to[0].default.outlierDetection.detectors: must have at least one defined: totalFailures, gatewayFailures, localOriginFailures, successRate, failurePercentage",
+                "spec.to[1].default.outlierDetection.detectors.successRate.standardDeviationFactor: must be greater than 0",
+                "spec.to[1].default.outlierDetection.detectors.failurePercentage.threshold: must be in inclusive range [0, 100]",
+            ],
+        ),
+        case(
+            "MeshHealthCheck on a gateway is valid",
+            r#"
+            type: MeshHealthCheck
+            name: hc
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: gw}
+              to:
+              - targetRef: {kind: Mesh}
+                default: {interval: 10s, timeout: 2s, unhealthyThreshold: 3, healthyThreshold: 1, http: {path: /health, expectedStatuses: [200]}}
+            "#,
+            &[],
+        ),
+        case(
+            "MeshHealthCheck without a checker and with bad values",
+            r#"
+            type: MeshHealthCheck
+            name: hc
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: gw}
+              to:
+              - targetRef: {kind: Mesh}
+                default: {interval: 0s, unhealthyThreshold: 0, intervalJitterPercent: 120, healthyPanicThreshold: "abc"}
+              - targetRef: {kind: Mesh}
+                default: {http: {path: "", expectedStatuses: [99]}}
+              - targetRef: {kind: MeshExternalService, name: es}
+                default: {tcp: {}}
+            "#,
+            &[
+                "spec.to[0].default.interval: must be greater than zero when defined",
+                "spec.to[0].default.unhealthyThreshold: must be greater than zero when defined",
+                "spec.to[0].default.intervalJitterPercent: must be in inclusive range [0, 100]",
+                "spec.to[0].default.healthyPanicThreshold: string must be a valid number",
+                "spec.to[0].default: must have at least one defined: http, tcp, grpc",
+                "spec.to[1].default.http.path: must be defined",
+                "spec.to[1].default.http.expectedStatuses[0]: must be in inclusive range [100, 599]",
+                "spec.to[2].targetRef.kind: kind MeshExternalService is only possible with targetRef.kind: Mesh",
+            ],
+        ),
+        case(
+            "MeshLoadBalancingStrategy ring hash on a gateway is valid",
+            r#"
+            type: MeshLoadBalancingStrategy
+            name: lb
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: gw}
+              to:
+              - targetRef: {kind: Mesh}
+                default:
+                  loadBalancer: {type: RingHash, ringHash: {hashPolicies: [{type: Header, header: {name: x-user-id}}, {type: Cookie, cookie: {name: sid, path: /}}]}}
+                  localityAwareness: {localZone: {affinityTags: [{key: k8s.io/node}]}}
+            "#,
+            &[],
+        ),
+        case(
+            "MeshLoadBalancingStrategy with a service under a gateway, bad hash policies",
+            r#"
+            type: MeshLoadBalancingStrategy
+            name: lb
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: gw}
+              to:
+              - targetRef: {kind: MeshService, name: backend}
+                default:
+                  loadBalancer: {type: Maglev, maglev: {hashPolicies: [{type: Header}, {type: Cookie, cookie: {name: s, path: rel}}, {type: Bogus}]}}
+            "#,
+            &[
+                "spec.to[0].targetRef.kind: value 'MeshService' is not supported, only Mesh is allowed if loadBalancer is set",
+                "spec.to[0].default.loadBalancer.maglev.hashPolicies[0].header: must be defined",
+                "spec.to[0].default.loadBalancer.maglev.hashPolicies[1].cookie.path: must be an absolute path",
+                "spec.to[0].default.loadBalancer.maglev.hashPolicies[2].type: unrecognized type",
+            ],
+        ),
+    ];
+    run("destination policies", &cases, kuma);
+}

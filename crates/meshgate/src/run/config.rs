@@ -49,10 +49,16 @@ pub struct Outcome {
     pub changed: bool,
 }
 
+/// What a file looked like: path, size, modification time, inode.
+type FileStamp = (PathBuf, u64, Option<std::time::SystemTime>, u64);
+
 /// The configuration in force.
 #[derive(Debug, Default)]
 pub struct ConfigState {
     applied: BTreeMap<Key, Applied>,
+    /// What the files read last looked like (path, size, modification time, inode): an event that changed none of
+    /// them (e.g. an access log written next to the configuration) costs a directory walk, not a reload.
+    fingerprint: Option<Vec<FileStamp>>,
     /// The current rejections.
     pub rejections: Vec<Rejection>,
     /// Contents of files named by `file` data sources.
@@ -70,8 +76,41 @@ impl ConfigState {
         self.applied.len()
     }
 
-    /// Reads everything under `root` and updates what is in force. Returns every problem found.
+    /// The fingerprint of the configuration files and of the data files read last time.
+    fn fingerprint(&self, files: &[PathBuf]) -> Vec<FileStamp> {
+        use std::os::unix::fs::MetadataExt;
+        files
+            .iter()
+            .cloned()
+            .chain(self.files.keys().map(PathBuf::from))
+            .map(|p| {
+                let meta = std::fs::metadata(&p).ok();
+                let len = meta.as_ref().map_or(u64::MAX, std::fs::Metadata::len);
+                let modified = meta.as_ref().and_then(|m| m.modified().ok());
+                let ino = meta.as_ref().map_or(0, MetadataExt::ino);
+                (p, len, modified, ino)
+            })
+            .collect()
+    }
+
+    /// Reads everything under `root` and updates what is in force. Returns every problem found. When no file it
+    /// reads changed since the last call, nothing is read again and nothing changes.
     pub fn reload(&mut self, root: &Path) -> Outcome {
+        if let (Ok(files), Some(previous)) = (collect_files(root), &self.fingerprint)
+            && self.fingerprint(&files) == *previous
+        {
+            return Outcome::default();
+        }
+        // Taken before reading, so that a change made while reading triggers the next reload.
+        let data_files: Vec<String> = self.files.keys().cloned().collect();
+        let fingerprint = collect_files(root).ok().map(|files| self.fingerprint(&files));
+        let outcome = self.read_all(root);
+        let same_data_files = self.files.keys().eq(data_files.iter());
+        self.fingerprint = fingerprint.filter(|_| same_data_files);
+        outcome
+    }
+
+    fn read_all(&mut self, root: &Path) -> Outcome {
         let mut outcome = Outcome::default();
         let mut rejections = Vec::new();
         let files = match collect_files(root) {

@@ -56,7 +56,7 @@ fn validate_accepts_the_examples() {
     let out = meshgate(&["validate", repo().join("examples").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "stdout: {}\nstderr: {}", stdout(&out), stderr(&out));
     assert_eq!(stdout(&out), "");
-    assert!(stderr(&out).contains("ok: 21 resources valid"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("ok: 24 resources valid"), "{}", stderr(&out));
 }
 
 const GATEWAY: &str = "\
@@ -465,4 +465,36 @@ fn generate_tls_certificate_errors_match_kumactl() {
         assert_eq!(stderr(&out), *want, "{args:?}");
         assert_eq!(stdout(&out), "", "{args:?}");
     }
+}
+
+#[test]
+fn inspect_shows_listeners_routes_and_the_policies_in_force() {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/universal");
+    let out = Command::new(env!("CARGO_BIN_EXE_meshgate"))
+        .args(["inspect", "meshgateway", "edge-gateway", "--config", examples.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    assert!(text.contains("MeshGateway edge-gateway (mesh default): Dataplane edge-gateway-1"), "{text}");
+    assert!(text.contains("listener edge-gateway:HTTP:8080 (HTTP)"), "{text}");
+    assert!(text.contains("hostname foo.example.com  tags {"), "{text}");
+    // The example's MeshTimeout on every listener, its MeshRateLimit only on the port of the tagged listeners.
+    assert!(text.contains("timeout 10000 ms"), "{text}");
+    assert!(text.contains("MeshTimeout edge-timeouts"), "{text}");
+    assert!(text.contains("rate limit 100/1000 ms → 429"), "{text}");
+    assert!(text.contains("MeshRetry mesh-retry-all-default"), "{text}");
+    let json = Command::new(env!("CARGO_BIN_EXE_meshgate"))
+        .args(["inspect", "meshgateway", "edge-gateway", "--config", examples.to_str().unwrap(), "-o", "json"])
+        .output()
+        .unwrap();
+    let plans: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(plans[0]["gateway"]["name"], "edge-gateway");
+    assert!(!stdout(&json).contains("PRIVATE KEY"), "secrets stay redacted");
+    let missing = Command::new(env!("CARGO_BIN_EXE_meshgate"))
+        .args(["inspect", "meshgateway", "nope", "--config", examples.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(stderr(&missing).contains("no Dataplane is bound to MeshGateway \"nope\""));
 }
