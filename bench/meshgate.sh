@@ -12,6 +12,7 @@
 #   CONFIG=policies   nopolicy plus a MeshTimeout, a MeshRetry, a MeshRateLimit (never reached: 100M/s) and a
 #                     MeshAccessLog (JSON lines to a file beside the configuration directory) on the gateway — the issue's
 #                     "policies in force" run, compared with nopolicy
+#   CONFIG=policies-nolog  policies without the MeshAccessLog
 #   WORKERS=N         data-plane threads (default BENCH_THREADS, 1)
 #   MESHGATE_BIN      the binary (default target/release/meshgate)
 set -euo pipefail
@@ -81,10 +82,10 @@ rule() { # MATCH-YAML (one line, a flow mapping)
 case $CONFIG in
   minimal)
     route all "" "$(rule '{path: {match: PREFIX, value: /}}')" >"$dir/routes.yaml" ;;
-  nopolicy | policies)
+  nopolicy | policies | policies-nolog)
     route all "" "$(rule '{path: {match: PREFIX, value: /}}')" >"$dir/routes.yaml"
     printf -- "\n---\ntype: Mesh\nname: default\nskipCreatingInitialPolicies: ['*']\n" >>"$dir/routes.yaml"
-    if [ "$CONFIG" = policies ]; then
+    if [ "$CONFIG" != nopolicy ]; then
       cat >"$dir/policies.yaml" <<EOP
 type: MeshTimeout
 mesh: default
@@ -112,6 +113,10 @@ spec:
   to:
   - targetRef: {kind: Mesh}
     default: {local: {http: {requestRate: {num: 100000000, interval: 1s}}}}
+EOP
+    fi
+    if [ "$CONFIG" = policies ]; then
+      cat >>"$dir/policies.yaml" <<EOP
 ---
 type: MeshAccessLog
 mesh: default
@@ -157,7 +162,7 @@ EOP
       route shared "" "$rules
 "
     } >"$dir/routes.yaml" ;;
-  *) echo "CONFIG must be minimal, realistic, nopolicy or policies" >&2; exit 2 ;;
+  *) echo "CONFIG must be minimal, realistic, nopolicy, policies or policies-nolog" >&2; exit 2 ;;
 esac
 
 "$BIN" validate "$dir" >&2

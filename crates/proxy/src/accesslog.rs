@@ -197,9 +197,7 @@ fn push_digits(mut n: u64, out: &mut String) {
             break;
         }
     }
-    for b in &buf[i..] {
-        out.push(char::from(*b));
-    }
+    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or("0"));
 }
 
 impl Entry<'_> {
@@ -282,23 +280,36 @@ impl Entry<'_> {
     /// Appends a JSON value: a lone numeric operator stays a number, a lone missing value is null; returns false
     /// when the value is empty or missing (for `omitEmptyValues`).
     fn json_into(&self, t: &Template, out: &mut String) -> bool {
-        if let [op] = t.0.as_slice() {
-            let mut v = String::new();
-            if !self.write(op, &mut v) {
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+        }
+        if let [op] = t.0.as_slice()
+            && op.numeric()
+        {
+            let mark = out.len();
+            if !self.write(op, out) {
                 out.push_str("null");
                 return false;
             }
-            if op.numeric() && !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
-                out.push_str(&v);
-            } else {
-                json_string(&v, out);
-            }
-            return !v.is_empty();
+            return out.len() > mark;
         }
-        let mut v = String::new();
-        self.render_into(t, &mut v);
-        json_string(&v, out);
-        !v.is_empty()
+        SCRATCH.with(|scratch| {
+            let mut v = scratch.borrow_mut();
+            v.clear();
+            let present = match t.0.as_slice() {
+                [op] => self.write(op, &mut v),
+                _ => {
+                    self.render_into(t, &mut v);
+                    true
+                }
+            };
+            if !present {
+                out.push_str("null");
+                return false;
+            }
+            json_string(&v, out);
+            !v.is_empty()
+        })
     }
 }
 

@@ -577,22 +577,33 @@ async fn forward(
     let wants_copy = route.retry.is_some() || mirror.is_some();
     let small = body.is_end_stream() || body.size_hint().exact().is_some_and(|l| l <= REPLAY_BODY_LIMIT);
     let mut streamed: Option<UpstreamBody> = None;
-    let replay: Option<Bytes> = if wants_copy && body.is_end_stream() {
+    let end_stream = body.is_end_stream();
+    // The body as read from the client: with its stall limit and, when a policy sets one, the whole-request deadline
+    // (both apply whether it is streamed upstream or first buffered for replay).
+    let guarded: UpstreamBody = if end_stream {
+        body.map_err(|e| -> BoxError { Box::new(e) }).boxed()
+    } else if let Some(deadline) = listener.request_deadline {
+        let idle = IdleTimeoutBody::new(body, route.stream_idle_timeout);
+        crate::body::DeadlineBody::new(idle, conn_start, deadline).boxed()
+    } else {
+        IdleTimeoutBody::new(body, route.stream_idle_timeout).boxed()
+    };
+    let replay: Option<Bytes> = if wants_copy && end_stream {
         Some(Bytes::new())
     } else if wants_copy && small {
-        match Box::pin(body.collect()).await {
+        match Box::pin(guarded.collect()).await {
             Ok(collected) => Some(collected.to_bytes()),
-            Err(_) => return reject(parts.version, StatusCode::BAD_REQUEST, "malformed request body\n"),
+            Err(e) => {
+                return match crate::body::client_fault(e.as_ref()) {
+                    Some(ClientFault::Stalled) => {
+                        reject(parts.version, StatusCode::REQUEST_TIMEOUT, "request body timeout\n")
+                    }
+                    _ => reject(parts.version, StatusCode::BAD_REQUEST, "malformed request body\n"),
+                };
+            }
         }
     } else {
-        streamed = Some(if body.is_end_stream() {
-            body.map_err(|e| -> BoxError { Box::new(e) }).boxed()
-        } else if let Some(deadline) = listener.request_deadline {
-            let idle = IdleTimeoutBody::new(body, route.stream_idle_timeout);
-            crate::body::DeadlineBody::new(idle, conn_start, deadline).boxed()
-        } else {
-            IdleTimeoutBody::new(body, route.stream_idle_timeout).boxed()
-        });
+        streamed = Some(guarded);
         None
     };
     if let (Some((mirror, _)), Some(bytes)) = (mirror, &replay)

@@ -454,3 +454,41 @@ async fn legacy_rate_limit_and_timeout_apply_to_gateway_routes() {
     let config = gw.config().await.to_string();
     assert!(config.contains("legacy FaultInjection does not act on builtin gateways"), "{config}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_request_timeout_cuts_a_slow_upload_with_408() {
+    let echo = Backend::start("echo").await;
+    let port = free_port();
+    let mut config = gateway_with_routes(port, &[&echo]);
+    config.push_str(&route("all", "/", "echo"));
+    config.push_str(&policy(
+        "MeshTimeout",
+        "whole-request",
+        "{kind: MeshGateway, name: gw}",
+        "  rules:\n  - default:\n      http: {requestTimeout: 600ms, streamIdleTimeout: 5s}\n",
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.yaml"), &config).unwrap();
+    let _gw = Gateway::start(dir.path(), &[]).await;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(b"POST /up HTTP/1.1\r\nHost: a.example.com\r\nContent-Length: 100\r\n\r\n0123456789").await.unwrap();
+    let started = Instant::now();
+    // Keep the body trickling (never stalled long enough for the 5 s stream idle timeout).
+    let mut out = Vec::new();
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if s.write_all(b"x").await.is_err() {
+            break;
+        }
+        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(1), s.read_buf(&mut out)).await
+            && n > 0
+        {
+            break;
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut out)).await;
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(started.elapsed() < Duration::from_millis(1800), "cut after {:?}", started.elapsed());
+}
