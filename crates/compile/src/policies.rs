@@ -559,7 +559,16 @@ fn cluster_policies(
         if idle.is_some() {
             cluster.idle_timeout_ms = idle;
         }
-        if c.connection_timeout.is_some() || idle.is_some() {
+        let http = c.http.clone().unwrap_or_default();
+        let max_stream = http.max_stream_duration.as_ref().map(ms).filter(|v| *v > 0);
+        let max_connection = http.max_connection_duration.as_ref().map(ms).filter(|v| *v > 0);
+        if max_stream.is_some() {
+            cluster.max_stream_duration_ms = max_stream;
+        }
+        if max_connection.is_some() {
+            cluster.max_connection_duration_ms = max_connection;
+        }
+        if c.connection_timeout.is_some() || idle.is_some() || max_stream.is_some() || max_connection.is_some() {
             extend_applied(&mut cluster.applied, m.applied);
         }
     }

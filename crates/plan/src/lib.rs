@@ -614,6 +614,13 @@ pub struct Cluster {
     /// plane's default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_timeout_ms: Option<u64>,
+    /// The longest an exchange with an endpoint may last, response body included, in milliseconds (MeshTimeout
+    /// `maxStreamDuration`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_stream_duration_ms: Option<u64>,
+    /// The longest a connection to an endpoint is used, in milliseconds (MeshTimeout `maxConnectionDuration`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connection_duration_ms: Option<u64>,
     /// How endpoints are chosen (MeshLoadBalancingStrategy).
     #[serde(default, skip_serializing_if = "LoadBalancer::is_round_robin")]
     pub load_balancer: LoadBalancer,

@@ -637,7 +637,8 @@ async fn forward(
             .inc();
     };
     let retry = route.retry.as_ref().filter(|_| replay.is_some());
-    let deadline = tokio::time::Instant::now() + route.request_timeout;
+    let limit = cluster.max_stream.map_or(route.request_timeout, |m| m.min(route.request_timeout));
+    let deadline = tokio::time::Instant::now() + limit;
     let mut endpoint = first_endpoint;
     let mut retries = 0u32;
     let mut retry_permit = None;
@@ -740,7 +741,14 @@ async fn forward(
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     f.response_headers.apply(&mut parts.headers);
-    let body: ResponseBody = IdleTimeoutBody::new(body, route.stream_idle_timeout).boxed();
+    let body: ResponseBody = match cluster.max_stream {
+        // Past the cluster's longest exchange the response stream is cut (Envoy resets it).
+        Some(limit) => {
+            crate::body::DeadlineBody::new(IdleTimeoutBody::new(body, route.stream_idle_timeout), conn_start, limit)
+                .boxed()
+        }
+        None => IdleTimeoutBody::new(body, route.stream_idle_timeout).boxed(),
+    };
     Response::from_parts(parts, body)
 }
 

@@ -52,6 +52,8 @@ pub struct ClusterRuntime {
     pub limits: Option<Limits>,
     /// Outlier detection (MeshCircuitBreaker).
     pub outlier: Option<OutlierDetector>,
+    /// The longest an exchange may last, response body included (MeshTimeout `maxStreamDuration`).
+    pub max_stream: Option<Duration>,
 }
 
 /// A cluster's request limits: requests in flight (Envoy's max requests, and max connections plus pending for
@@ -922,6 +924,7 @@ fn cluster_runtime(
             tls: tls.as_ref().map_or_else(String::new, |t| t.key().to_owned()),
             connect_timeout_ms: u64::try_from(connect_timeout.as_millis()).unwrap_or(u64::MAX),
             idle_timeout_ms: cluster.idle_timeout_ms.unwrap_or(0),
+            max_connection_ms: cluster.max_connection_duration_ms.unwrap_or(0),
         };
         keys.insert(key.clone());
         let pool = ctx.pools.get(key, tls.clone(), connect_timeout);
@@ -978,6 +981,7 @@ fn cluster_runtime(
         fail_on_panic,
         limits,
         outlier,
+        max_stream: cluster.max_stream_duration_ms.map(Duration::from_millis),
         endpoints,
         states,
     })

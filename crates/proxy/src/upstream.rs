@@ -275,6 +275,8 @@ pub struct PoolKey {
     pub connect_timeout_ms: u64,
     /// How long an idle HTTP/1.1 connection is kept, in milliseconds (0: the default).
     pub idle_timeout_ms: u64,
+    /// How long a connection is used at most, in milliseconds (0: no limit; MeshTimeout `maxConnectionDuration`).
+    pub max_connection_ms: u64,
 }
 
 /// Connections to one endpoint.
@@ -284,9 +286,11 @@ pub struct EndpointPool {
     tls: Option<TlsSettings>,
     connect_timeout: Duration,
     /// Idle HTTP/1.1 connections (lock-free: taken and returned by every request).
-    idle: ArrayQueue<(http1::SendRequest<UpstreamBody>, Instant)>,
+    idle: ArrayQueue<(http1::SendRequest<UpstreamBody>, Instant, Instant)>,
     /// The shared HTTP/2 connection (read lock-free by every request).
     shared_h2: ArcSwapOption<http2::SendRequest<UpstreamBody>>,
+    /// When the shared HTTP/2 connection was made.
+    h2_created: std::sync::Mutex<Option<Instant>>,
     /// Held only while an HTTP/2 connection is being made, so that one is made at a time.
     h2_connecting: tokio::sync::Mutex<()>,
 }
@@ -312,6 +316,7 @@ impl EndpointPool {
             connect_timeout,
             idle: ArrayQueue::new(MAX_IDLE),
             shared_h2: ArcSwapOption::empty(),
+            h2_created: std::sync::Mutex::new(None),
             h2_connecting: tokio::sync::Mutex::new(()),
         }
     }
@@ -378,14 +383,14 @@ impl EndpointPool {
 
     async fn send_h1(self: &Arc<Self>, req: Request<UpstreamBody>) -> Result<Response<PooledBody>, UpstreamError> {
         let reused = self.checkout().await;
-        let mut sender = match reused {
+        let (mut sender, created) = match reused {
             Some(s) => s,
             // Boxed: connecting is the rare path, and its state would otherwise enlarge every request's future.
-            None => Box::pin(self.open_h1()).await?,
+            None => (Box::pin(self.open_h1()).await?, Instant::now()),
         };
         let response = sender.send_request(req).await.map_err(|e| self.protocol_error(&e))?;
         let pool = Arc::clone(self);
-        Ok(response.map(|body| PooledBody { inner: body, return_to: Some((pool, sender)) }))
+        Ok(response.map(|body| PooledBody { inner: body, return_to: Some((pool, sender, created)) }))
     }
 
     async fn open_h1(&self) -> Result<http1::SendRequest<UpstreamBody>, UpstreamError> {
@@ -402,9 +407,12 @@ impl EndpointPool {
 
     /// An idle connection, if one is usable. A connection is checked in as soon as its last response body ends,
     /// possibly a moment before hyper marks it ready again, so readiness is awaited briefly.
-    async fn checkout(&self) -> Option<http1::SendRequest<UpstreamBody>> {
+    async fn checkout(&self) -> Option<(http1::SendRequest<UpstreamBody>, Instant)> {
         loop {
-            let (mut sender, since) = self.idle.pop()?;
+            let (mut sender, since, created) = self.idle.pop()?;
+            if self.too_old(created) {
+                continue;
+            }
             let limit = if self.key.idle_timeout_ms > 0 {
                 Duration::from_millis(self.key.idle_timeout_ms)
             } else {
@@ -414,29 +422,45 @@ impl EndpointPool {
                 continue;
             }
             if sender.is_ready() {
-                return Some(sender);
+                return Some((sender, created));
             }
             if let Ok(Ok(())) = tokio::time::timeout(Duration::from_millis(50), sender.ready()).await {
-                return Some(sender);
+                return Some((sender, created));
             }
         }
     }
 
-    fn checkin(&self, sender: http1::SendRequest<UpstreamBody>) {
-        if sender.is_closed() {
+    /// Whether a connection made at `created` has been used as long as it may.
+    fn too_old(&self, created: Instant) -> bool {
+        self.key.max_connection_ms > 0 && created.elapsed() >= Duration::from_millis(self.key.max_connection_ms)
+    }
+
+    fn checkin(&self, sender: http1::SendRequest<UpstreamBody>, created: Instant) {
+        if sender.is_closed() || self.too_old(created) {
             return;
         }
         // A full pool drops the connection.
-        let _ = self.idle.push((sender, Instant::now()));
+        let _ = self.idle.push((sender, Instant::now(), created));
+    }
+
+    /// Whether the shared HTTP/2 connection has been used as long as it may (then a new one replaces it; the old
+    /// one ends when its streams do).
+    fn h2_expired(&self) -> bool {
+        self.key.max_connection_ms > 0
+            && self.h2_created.lock().ok().and_then(|c| *c).is_some_and(|created| self.too_old(created))
     }
 
     async fn h2_sender(&self) -> Result<http2::SendRequest<UpstreamBody>, UpstreamError> {
-        if let Some(s) = self.shared_h2.load().as_ref().filter(|s| !s.is_closed()) {
+        if let Some(s) = self.shared_h2.load().as_ref().filter(|s| !s.is_closed())
+            && !self.h2_expired()
+        {
             return Ok(http2::SendRequest::clone(s));
         }
         let _connecting = self.h2_connecting.lock().await;
         // Another request may have connected while this one waited.
-        if let Some(s) = self.shared_h2.load().as_ref().filter(|s| !s.is_closed()) {
+        if let Some(s) = self.shared_h2.load().as_ref().filter(|s| !s.is_closed())
+            && !self.h2_expired()
+        {
             return Ok(http2::SendRequest::clone(s));
         }
         let stream = self.connect().await?;
@@ -448,6 +472,9 @@ impl EndpointPool {
             let _ = conn.await;
         });
         self.shared_h2.store(Some(Arc::new(sender.clone())));
+        if let Ok(mut created) = self.h2_created.lock() {
+            *created = Some(Instant::now());
+        }
         Ok(sender)
     }
 
@@ -462,7 +489,7 @@ impl EndpointPool {
 /// A response body that returns its HTTP/1.1 connection to the pool once read to the end.
 pub struct PooledBody {
     inner: Incoming,
-    return_to: Option<(Arc<EndpointPool>, http1::SendRequest<UpstreamBody>)>,
+    return_to: Option<(Arc<EndpointPool>, http1::SendRequest<UpstreamBody>, Instant)>,
 }
 
 impl fmt::Debug for PooledBody {
@@ -473,8 +500,8 @@ impl fmt::Debug for PooledBody {
 
 impl PooledBody {
     fn finish(&mut self) {
-        if let Some((pool, sender)) = self.return_to.take() {
-            pool.checkin(sender);
+        if let Some((pool, sender, created)) = self.return_to.take() {
+            pool.checkin(sender, created);
         }
     }
 }

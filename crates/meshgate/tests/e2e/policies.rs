@@ -492,3 +492,27 @@ async fn a_listener_request_timeout_cuts_a_slow_upload_with_408() {
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(started.elapsed() < Duration::from_millis(1800), "cut after {:?}", started.elapsed());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_stream_duration_cuts_a_slow_exchange() {
+    let slow = Backend::start_with("slow", Behaviour::Slow(Duration::from_millis(1500))).await;
+    let port = free_port();
+    let mut config = one_service(port, &[&slow]);
+    config.push_str(&policy(
+        "MeshTimeout",
+        "short-streams",
+        "{kind: MeshGateway, name: gw}",
+        "  to:\n  - targetRef: {kind: Mesh}\n    default:\n      http: {maxStreamDuration: 500ms, maxConnectionDuration: 10s}\n",
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.yaml"), &config).unwrap();
+    let gw = Gateway::start(dir.path(), &[]).await;
+    let started = Instant::now();
+    let r = get(port, "a.example.com", "/").await;
+    assert_eq!(r.status, 504, "{r:?}");
+    assert!(started.elapsed() < Duration::from_millis(1300), "cut after {:?}", started.elapsed());
+    let config = gw.config().await.to_string();
+    assert!(
+        config.contains("\"max_stream_duration_ms\":500") && config.contains("\"max_connection_duration_ms\":10000")
+    );
+}
