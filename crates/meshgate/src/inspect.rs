@@ -67,7 +67,12 @@ fn policies(applied: &[AppliedPolicy]) -> String {
 }
 
 fn route_line(r: &Route) -> String {
-    let mut line = format!("{:?} {}", r.path, r.path.value());
+    let kind = match &r.path {
+        meshgate_plan::PathMatch::Exact(_) => "exact",
+        meshgate_plan::PathMatch::Prefix(_) => "prefix",
+        meshgate_plan::PathMatch::Regex(_) => "regex",
+    };
+    let mut line = format!("{kind} {}", r.path.value());
     if let Some(m) = &r.method {
         let _ = write!(line, " {m}");
     }
