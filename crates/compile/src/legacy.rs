@@ -987,4 +987,31 @@ mod tests {
             assert!(d.message.contains(why), "{kind}: {}", d.message);
         }
     }
+
+    #[test]
+    fn targetref_policies_over_legacy_ones_are_reported_and_breakers_merge() {
+        // No Mesh resource: the initial MeshRetry and MeshCircuitBreaker apply over the legacy policies.
+        let text = format!(
+            "{}{ROUTES}{}{}",
+            gateway(HTTP_8080),
+            legacy("Retry", "old-retry", GW, A, "{http: {numRetries: 2}}"),
+            legacy(
+                "CircuitBreaker",
+                "old-cb",
+                GW,
+                A,
+                "{thresholds: {maxConnections: 7}, detectors: {totalErrors: {consecutive: 4}}}"
+            ),
+        );
+        let plan = crate::tests::compile_text(&text);
+        for r in routes_to(&plan, "a") {
+            let retry = r.policies.applied.iter().find(|a| a.kind == "Retry").expect("the legacy Retry is listed");
+            assert_eq!(retry.status, "overridden", "{:?}", r.policies.applied);
+            assert_eq!(r.policies.retry.as_ref().map(|p| p.num_retries), Some(5), "mesh-retry-all's 5 retries");
+        }
+        let cb = cluster(&plan, "a").circuit_breaker.clone().expect("a breaker");
+        // The initial MeshCircuitBreaker sets every limit; the legacy outlier detection stays.
+        assert_eq!((cb.max_connections, cb.max_requests, cb.max_retries), (1024, 1024, 3));
+        assert_eq!(cb.outlier.and_then(|o| o.consecutive_5xx), Some(4));
+    }
 }

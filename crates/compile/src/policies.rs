@@ -579,7 +579,11 @@ fn cluster_policies(
     }
     if let Some(m) = merge(for_cluster(PolicyKind::MeshCircuitBreaker)) {
         let c: CircuitBreakerConf = typed(&m, subject, diagnostics);
-        cluster.circuit_breaker = Some(circuit_breaker(&c));
+        cluster.circuit_breaker = Some(match cluster.circuit_breaker.take() {
+            // As Kuma does, the fields MeshCircuitBreaker sets go over a legacy CircuitBreaker's; the rest stays.
+            Some(legacy) => over_legacy_breaker(legacy, &c),
+            None => circuit_breaker(&c),
+        });
         extend_applied(&mut cluster.applied, m.applied);
     }
     if let Some(m) = merge(for_cluster(PolicyKind::MeshHealthCheck)) {
@@ -626,6 +630,20 @@ fn load_balancer(c: &LoadBalancingConf) -> LoadBalancer {
         }
         _ => LoadBalancer::RoundRobin,
     }
+}
+
+/// A legacy CircuitBreaker with a MeshCircuitBreaker's set fields written over it.
+fn over_legacy_breaker(mut legacy: CircuitBreaker, c: &CircuitBreakerConf) -> CircuitBreaker {
+    if let Some(l) = &c.connection_limits {
+        legacy.max_connections = l.max_connections.unwrap_or(legacy.max_connections);
+        legacy.max_pending_requests = l.max_pending_requests.unwrap_or(legacy.max_pending_requests);
+        legacy.max_requests = l.max_requests.unwrap_or(legacy.max_requests);
+        legacy.max_retries = l.max_retries.unwrap_or(legacy.max_retries);
+    }
+    if c.outlier_detection.is_some() {
+        legacy.outlier = circuit_breaker(c).outlier;
+    }
+    legacy
 }
 
 fn circuit_breaker(c: &CircuitBreakerConf) -> CircuitBreaker {
@@ -714,9 +732,29 @@ fn health_check(c: &HealthCheckConf, protocol: Protocol) -> Option<HealthCheck> 
 /// they set; a legacy RateLimit keeps its route limit over MeshRateLimit.
 fn over_legacy(legacy: RoutePolicies, new: RoutePolicies) -> RoutePolicies {
     let sets = |kind: PolicyKind| new.applied.iter().any(|a| a.kind == kind.name());
-    let retry = if sets(PolicyKind::MeshRetry) { new.retry } else { legacy.retry };
-    let mut applied = legacy.applied;
-    applied.extend(new.applied);
+    let retry_replaced = sets(PolicyKind::MeshRetry);
+    let timeout_replaced = new.request_timeout_ms.is_some();
+    let limit_kept = legacy.rate_limit.is_some();
+    let retry = if retry_replaced { new.retry } else { legacy.retry };
+    // Whose values are no longer in force is reported as overridden.
+    let mark = |mut a: AppliedPolicy, overridden: bool| {
+        if overridden {
+            a.status = "overridden".to_owned();
+        }
+        a
+    };
+    let mut applied: Vec<AppliedPolicy> = legacy
+        .applied
+        .into_iter()
+        .map(|a| {
+            let gone = (a.kind == "Retry" && retry_replaced) || (a.kind == "Timeout" && timeout_replaced);
+            mark(a, gone)
+        })
+        .collect();
+    applied.extend(new.applied.into_iter().map(|a| {
+        let gone = a.kind == PolicyKind::MeshRateLimit.name() && limit_kept;
+        mark(a, gone)
+    }));
     RoutePolicies {
         request_timeout_ms: new.request_timeout_ms.or(legacy.request_timeout_ms),
         stream_idle_timeout_ms: new.stream_idle_timeout_ms.or(legacy.stream_idle_timeout_ms),
