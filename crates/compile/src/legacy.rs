@@ -11,10 +11,12 @@
 use std::collections::BTreeMap;
 
 use meshgate_api::model::common::{SERVICE_TAG, Tags};
+use meshgate_api::model::policy::{self as policy_api, LogFormat as ApiLogFormat};
+use meshgate_api::model::targetref::IntOrString;
 use meshgate_api::model::wkt::ProtoDuration;
 use meshgate_plan::{
-    AccessLog, Action, AppliedPolicy, CircuitBreaker, Cluster, Diagnostic, HeaderOps, HealthCheck, HealthCheckKind,
-    Listener, LogFormat, LogSink, Outlier, RateLimit, RetryPolicy, RoutePolicies, Severity,
+    AccessLog, Action, AppliedPolicy, CircuitBreaker, Cluster, Diagnostic, HeaderOps, HealthCheck, Listener, LogSink,
+    Protocol, RateLimit, RetryPolicy, RoutePolicies, Severity,
 };
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -285,6 +287,7 @@ pub fn apply(
     index: &Index<'_>,
     mesh: &str,
     gateway_service: &str,
+    address: &str,
     listeners: &mut [Listener],
     clusters: &mut BTreeMap<String, Cluster>,
     diagnostics: &mut Vec<Diagnostic>,
@@ -314,7 +317,9 @@ pub fn apply(
         let source = listener.hostnames.first().map(|h| h.tags.clone()).unwrap_or_default();
         let any: Tags = [(SERVICE_TAG.to_owned(), "*".to_owned())].into_iter().collect();
         if let Some((name, p)) = best(&logs, &source, &any) {
-            if let Some(log) = traffic_log(index, mesh, gateway_service, &p.conf.backend, listener, diagnostics) {
+            if let Some(log) =
+                traffic_log(index, mesh, gateway_service, address, &p.conf.backend, listener, diagnostics)
+            {
                 listener.policies.access_logs.push(log);
                 listener.policies.applied.push(applied("TrafficLog", name));
             }
@@ -365,7 +370,8 @@ pub fn apply(
             cluster.applied.push(applied("CircuitBreaker", policy));
         }
         if let Some((policy, p)) = best(&checks, &source, &destination) {
-            cluster.health_check = Some(health_check(&p.conf, cluster_is_http(listeners, &name)));
+            let protocol = if cluster_is_http(listeners, &name) { Protocol::Http } else { Protocol::Tcp };
+            cluster.health_check = health_check(&p.conf, protocol);
             cluster.applied.push(applied("HealthCheck", policy));
         }
     }
@@ -438,97 +444,105 @@ fn pick<'p, C>(
     destinations.iter().find_map(|d| best(list, source, d))
 }
 
+/// A legacy Retry's `http` conf in MeshRetry's terms, so that one conversion (`policies::retry_policy`) makes both.
 fn retry_policy(h: &RetryHttp) -> Option<RetryPolicy> {
-    // Unset: Envoy's default of one retry (Kuma sets none). 0: no retries (Kuma's 0 also leaves Envoy's 1 — a bug).
-    let num_retries = h.num_retries.unwrap_or(1);
-    if num_retries == 0 {
-        return None;
+    let mut on: Vec<String> = h
+        .retry_on
+        .iter()
+        .filter_map(|c| {
+            Some(match c.as_str() {
+                "all_5xx" => "5xx",
+                "gateway_error" => "GatewayError",
+                "reset" => "Reset",
+                "connect_failure" => "ConnectFailure",
+                "refused_stream" => "RefusedStream",
+                "http3_post_connect_failure" => "Http3PostConnectFailure",
+                "retriable_4xx" => "Retriable4xx",
+                _ => return None,
+            })
+        })
+        .map(str::to_owned)
+        .chain(h.retriable_status_codes.iter().map(u32::to_string))
+        .collect();
+    if on.is_empty() {
+        // Kuma's default conditions when the policy lists none.
+        on = vec!["GatewayError".to_owned(), "ConnectFailure".to_owned()];
     }
-    let back_off = h.back_off.as_ref();
-    let base = back_off.and_then(|b| b.base_interval.as_ref()).map_or(25, ms);
-    let mut p = RetryPolicy {
-        num_retries,
-        per_try_timeout_ms: h.per_try_timeout.as_ref().map_or(0, ms),
-        base_interval_ms: base,
-        max_interval_ms: back_off.and_then(|b| b.max_interval.as_ref()).map_or(base.saturating_mul(10), ms),
-        on_5xx: false,
-        on_gateway_error: false,
-        on_reset: false,
-        on_connect_failure: false,
-        on_retriable_4xx: false,
-        statuses: h.retriable_status_codes.iter().filter_map(|c| u16::try_from(*c).ok()).collect(),
-        methods: h.retriable_methods.iter().map(|m| m.to_ascii_uppercase()).collect(),
-    };
-    // Kuma's default conditions, unless the policy lists its own (status codes replace them too).
-    if h.retry_on.is_empty() && p.statuses.is_empty() {
-        p.on_gateway_error = true;
-        p.on_connect_failure = true;
-    }
-    for on in &h.retry_on {
-        match on.as_str() {
-            "all_5xx" => p.on_5xx = true,
-            "gateway_error" => p.on_gateway_error = true,
-            "reset" => p.on_reset = true,
-            "connect_failure" | "refused_stream" | "http3_post_connect_failure" => p.on_connect_failure = true,
-            "retriable_4xx" => p.on_retriable_4xx = true,
-            _ => {}
-        }
-    }
-    Some(p)
-}
-
-fn circuit_breaker(c: &CircuitBreakerConf) -> CircuitBreaker {
-    let t = c.thresholds.as_ref();
-    let d = c.detectors.as_ref();
-    let outlier = d.map(|d| Outlier {
-        interval_ms: c.interval.as_ref().map_or(10_000, ms),
-        base_ejection_ms: c.base_ejection_time.as_ref().map_or(30_000, ms),
-        max_ejection_percent: c.max_ejection_percent.unwrap_or(10).min(100),
-        split_local: c.split_external_and_local_errors,
-        consecutive_5xx: d.total_errors.as_ref().map(|x| x.consecutive.unwrap_or(5)),
-        consecutive_gateway: d.gateway_errors.as_ref().map(|x| x.consecutive.unwrap_or(5)),
-        consecutive_local: d.local_errors.as_ref().map(|x| x.consecutive.unwrap_or(5)),
-        success_rate: d
-            .standard_deviation
-            .as_ref()
-            .map(|s| (s.minimum_hosts.unwrap_or(5), s.request_volume.unwrap_or(100), s.factor.unwrap_or(1.9))),
-        failure_percentage: d
-            .failure
-            .as_ref()
-            .map(|f| (f.minimum_hosts.unwrap_or(5), f.request_volume.unwrap_or(50), f.threshold.unwrap_or(85))),
+    on.extend(h.retriable_methods.iter().map(|m| format!("HttpMethod{}", m.to_ascii_uppercase())));
+    let back_off = h.back_off.as_ref().map(|b| policy_api::BackOff {
+        base_interval: b.base_interval.map(|d| d.0.into()),
+        max_interval: b.max_interval.map(|d| d.0.into()),
     });
-    CircuitBreaker {
-        max_connections: t.and_then(|t| t.max_connections).unwrap_or(1024),
-        max_pending_requests: t.and_then(|t| t.max_pending_requests).unwrap_or(1024),
-        max_requests: t.and_then(|t| t.max_requests).unwrap_or(1024),
-        max_retries: t.and_then(|t| t.max_retries).unwrap_or(3),
-        outlier,
-    }
+    let conf = policy_api::RetryHttp {
+        num_retries: h.num_retries,
+        per_try_timeout: h.per_try_timeout.map(|d| d.0.into()),
+        back_off,
+        retry_on: Some(on),
+        ..policy_api::RetryHttp::default()
+    };
+    crate::policies::retry_policy(&conf, "", &mut Vec::new())
 }
 
-fn health_check(c: &HealthCheckConf, http_listener: bool) -> HealthCheck {
-    let check = match (&c.http, http_listener) {
-        (Some(h), true) => HealthCheckKind::Http {
-            path: h.path.clone().unwrap_or_else(|| "/".to_owned()),
-            expected_statuses: if h.expected_statuses.is_empty() {
-                vec![200]
-            } else {
-                h.expected_statuses.iter().filter_map(|s| u16::try_from(*s).ok()).collect()
-            },
-            headers: HeaderOps::default(),
-        },
-        _ => HealthCheckKind::Tcp { send: Vec::new(), receive: Vec::new() },
+/// A legacy CircuitBreaker in MeshCircuitBreaker's terms (one conversion, `policies::circuit_breaker`, makes both).
+fn circuit_breaker(c: &CircuitBreakerConf) -> CircuitBreaker {
+    let consecutive =
+        |x: &Option<Consecutive>| x.as_ref().map(|x| policy_api::Consecutive { consecutive: x.consecutive });
+    let t = c.thresholds.as_ref();
+    let conf = policy_api::CircuitBreakerConf {
+        connection_limits: Some(policy_api::ConnectionLimits {
+            max_connections: t.and_then(|t| t.max_connections),
+            max_pending_requests: t.and_then(|t| t.max_pending_requests),
+            max_retries: t.and_then(|t| t.max_retries),
+            max_requests: t.and_then(|t| t.max_requests),
+            max_connection_pools: None,
+        }),
+        outlier_detection: c.detectors.as_ref().map(|d| policy_api::OutlierDetection {
+            interval: c.interval.map(|d| d.0.into()),
+            base_ejection_time: c.base_ejection_time.map(|d| d.0.into()),
+            max_ejection_percent: c.max_ejection_percent,
+            split_external_and_local_errors: Some(c.split_external_and_local_errors),
+            detectors: Some(policy_api::Detectors {
+                total_failures: consecutive(&d.total_errors),
+                gateway_failures: consecutive(&d.gateway_errors),
+                local_origin_failures: consecutive(&d.local_errors),
+                success_rate: d.standard_deviation.as_ref().map(|s| policy_api::SuccessRate {
+                    minimum_hosts: s.minimum_hosts,
+                    request_volume: s.request_volume,
+                    standard_deviation_factor: s.factor.map(|f| IntOrString::Str(f.to_string())),
+                }),
+                failure_percentage: d.failure.as_ref().map(|f| policy_api::FailurePercentage {
+                    minimum_hosts: f.minimum_hosts,
+                    request_volume: f.request_volume,
+                    threshold: f.threshold,
+                }),
+            }),
+            ..policy_api::OutlierDetection::default()
+        }),
     };
-    HealthCheck {
-        interval_ms: c.interval.as_ref().map_or(60_000, ms).max(1),
-        timeout_ms: c.timeout.as_ref().map_or(15_000, ms).max(1),
-        unhealthy_threshold: c.unhealthy_threshold.unwrap_or(5).max(1),
-        healthy_threshold: c.healthy_threshold.unwrap_or(1).max(1),
-        jitter_ms: c.interval_jitter.as_ref().map_or(0, ms),
-        panic_threshold: c.healthy_panic_threshold.unwrap_or(50.0),
-        fail_traffic_on_panic: c.fail_traffic_on_panic,
-        check,
-    }
+    crate::policies::circuit_breaker(&conf)
+}
+
+/// A legacy HealthCheck in MeshHealthCheck's terms (one conversion, `policies::health_check`, makes both): an HTTP
+/// check on HTTP listeners when it has one, else a TCP check.
+fn health_check(c: &HealthCheckConf, protocol: Protocol) -> Option<HealthCheck> {
+    let conf = policy_api::HealthCheckConf {
+        interval: c.interval.map(|d| d.0.into()),
+        timeout: c.timeout.map(|d| d.0.into()),
+        unhealthy_threshold: c.unhealthy_threshold.and_then(|v| i32::try_from(v).ok()),
+        healthy_threshold: c.healthy_threshold.and_then(|v| i32::try_from(v).ok()),
+        interval_jitter: c.interval_jitter.map(|d| d.0.into()),
+        healthy_panic_threshold: c.healthy_panic_threshold.map(|p| IntOrString::Str(p.to_string())),
+        fail_traffic_on_panic: Some(c.fail_traffic_on_panic),
+        http: c.http.as_ref().map(|h| policy_api::HttpHealthCheck {
+            path: h.path.clone(),
+            expected_statuses: (!h.expected_statuses.is_empty())
+                .then(|| h.expected_statuses.iter().filter_map(|s| i32::try_from(*s).ok()).collect()),
+            ..policy_api::HttpHealthCheck::default()
+        }),
+        tcp: Some(policy_api::TcpHealthCheck::default()),
+        ..policy_api::HealthCheckConf::default()
+    };
+    crate::policies::health_check(&conf, protocol)
 }
 
 /// The access log a TrafficLog names: a backend of the Mesh's `logging` (its default when the policy names none).
@@ -536,6 +550,7 @@ fn traffic_log(
     index: &Index<'_>,
     mesh: &str,
     service: &str,
+    address: &str,
     backend: &str,
     listener: &Listener,
     diagnostics: &mut Vec<Diagnostic>,
@@ -564,21 +579,13 @@ fn traffic_log(
             return None;
         }
     };
-    let template = if b.format.is_empty() {
-        if listener.protocol.is_http() {
-            crate::policies::DEFAULT_HTTP_FORMAT
-        } else {
-            crate::policies::DEFAULT_TCP_FORMAT
-        }
-    } else {
-        b.format.as_str()
+    let ctx = crate::policies::LogContext { mesh, service, address, protocol: listener.protocol };
+    let format = ApiLogFormat {
+        kind: "Plain".to_owned(),
+        plain: (!b.format.is_empty()).then(|| b.format.clone()),
+        ..ApiLogFormat::default()
     };
-    let line = template
-        .replace("%KUMA_MESH%", mesh)
-        .replace("%KUMA_SOURCE_SERVICE%", service)
-        .replace("%KUMA_DESTINATION_SERVICE%", "*")
-        .replace("%KUMA_TRAFFIC_DIRECTION%", "OUTBOUND");
-    Some(AccessLog { sink, format: LogFormat::Plain(line) })
+    Some(AccessLog { sink, format: ctx.format(Some(&format), true) })
 }
 
 #[cfg(test)]

@@ -114,7 +114,15 @@ pub fn compile_gateway(
     let mut cluster_map = clusters.clusters;
     diagnostics.extend(clusters.diagnostics);
     let gateway_service = dp_tags.get(meshgate_api::model::common::SERVICE_TAG).cloned().unwrap_or_default();
-    legacy::apply(index, mesh, &gateway_service, &mut plan.listeners, &mut cluster_map, &mut diagnostics);
+    legacy::apply(
+        index,
+        mesh,
+        &gateway_service,
+        &plan.address,
+        &mut plan.listeners,
+        &mut cluster_map,
+        &mut diagnostics,
+    );
     policies::apply(
         index,
         mesh,

@@ -25,9 +25,9 @@ use std::time::Duration;
 
 use meshgate_api::model::common::{SERVICE_TAG, Tags};
 use meshgate_api::model::policy::{
-    AccessLogConf, BackOff, CircuitBreakerConf, ConnectionLimits, FaultInjectionConf, HashPolicy, HealthCheckConf,
-    LoadBalancingConf, LogFormat as ApiLogFormat, Policy, PolicyItem, PolicyKind, PolicyRule, PolicySpec,
-    RateLimitConf, RetryConf, RetryHttp, RetryTcp, TimeoutConf, TimeoutHttp,
+    AccessLogConf, BackOff, CircuitBreakerConf, ConnectionLimits, FaultInjectionConf, HashPolicy, HeaderChanges,
+    HealthCheckConf, LoadBalancingConf, LogFormat as ApiLogFormat, NameValue, Policy, PolicyItem, PolicyKind,
+    PolicyRule, PolicySpec, RateLimitConf, RetryConf, RetryHttp, RetryTcp, TimeoutConf, TimeoutHttp,
 };
 use meshgate_api::model::targetref::TargetRef;
 use meshgate_api::model::wkt::GoDuration;
@@ -68,7 +68,7 @@ impl Default for InitialTimeouts {
     }
 }
 
-/// What a route needs from the engine to find its per-route policies.
+/// One policy's conf for one section (outbound or inbound) of a port, and what it reaches.
 #[derive(Debug)]
 struct Contribution {
     kind: PolicyKind,
@@ -646,7 +646,7 @@ fn over_legacy_breaker(mut legacy: CircuitBreaker, c: &CircuitBreakerConf) -> Ci
     legacy
 }
 
-fn circuit_breaker(c: &CircuitBreakerConf) -> CircuitBreaker {
+pub(crate) fn circuit_breaker(c: &CircuitBreakerConf) -> CircuitBreaker {
     // Envoy's defaults for what a policy leaves unset.
     let limits = c.connection_limits.clone().unwrap_or_default();
     let outlier = c.outlier_detection.as_ref().filter(|o| o.disabled != Some(true)).map(|o| {
@@ -681,7 +681,7 @@ fn circuit_breaker(c: &CircuitBreakerConf) -> CircuitBreaker {
 }
 
 /// The health check of a cluster; the checker type follows the gateway listener's protocol (as Kuma does).
-fn health_check(c: &HealthCheckConf, protocol: Protocol) -> Option<HealthCheck> {
+pub(crate) fn health_check(c: &HealthCheckConf, protocol: Protocol) -> Option<HealthCheck> {
     let http = c.http.as_ref().filter(|h| h.disabled != Some(true));
     let tcp = c.tcp.as_ref().filter(|t| t.disabled != Some(true));
     let decode = |s: &str| {
@@ -696,15 +696,7 @@ fn health_check(c: &HealthCheckConf, protocol: Protocol) -> Option<HealthCheck> 
                 .as_ref()
                 .map(|s| s.iter().filter_map(|v| u16::try_from(*v).ok()).collect())
                 .unwrap_or_else(|| vec![200]),
-            headers: h
-                .request_headers_to_add
-                .as_ref()
-                .map(|changes| HeaderOps {
-                    set: changes.set.iter().flatten().map(|h| (h.name.clone(), h.value.clone())).collect(),
-                    add: changes.add.iter().flatten().map(|h| (h.name.clone(), h.value.clone())).collect(),
-                    remove: Vec::new(),
-                })
-                .unwrap_or_default(),
+            headers: h.request_headers_to_add.as_ref().map(header_ops).unwrap_or_default(),
         },
         (_, _, Some(t)) => HealthCheckKind::Tcp {
             send: t.send.as_deref().map(decode).unwrap_or_default(),
@@ -824,11 +816,7 @@ fn route_policies(
             }
             let rate = h.request_rate?;
             let on = h.on_rate_limit.unwrap_or_default();
-            let mut headers = HeaderOps::default();
-            if let Some(changes) = on.headers {
-                headers.set = changes.set.unwrap_or_default().into_iter().map(|h| (h.name, h.value)).collect();
-                headers.add = changes.add.unwrap_or_default().into_iter().map(|h| (h.name, h.value)).collect();
-            }
+            let headers = on.headers.as_ref().map(header_ops).unwrap_or_default();
             Some(RateLimit {
                 num: rate.num,
                 interval_ms: rate.interval.as_ref().map_or(1000, ms),
@@ -841,8 +829,15 @@ fn route_policies(
     rp
 }
 
+/// A policy's `set`/`add` headers as plan header changes.
+fn header_ops(changes: &HeaderChanges) -> HeaderOps {
+    let pairs =
+        |list: &Option<Vec<NameValue>>| list.iter().flatten().map(|h| (h.name.clone(), h.value.clone())).collect();
+    HeaderOps { set: pairs(&changes.set), add: pairs(&changes.add), remove: Vec::new() }
+}
+
 /// Kuma's gateway retry policy from a MeshRetry `http` conf: none when `numRetries` is 0.
-fn retry_policy(h: &RetryHttp, subject: &str, diagnostics: &mut Vec<Diagnostic>) -> Option<RetryPolicy> {
+pub(crate) fn retry_policy(h: &RetryHttp, subject: &str, diagnostics: &mut Vec<Diagnostic>) -> Option<RetryPolicy> {
     let num_retries = h.num_retries.unwrap_or(1);
     if num_retries == 0 {
         return None;
@@ -953,17 +948,17 @@ fn faults(c: &FaultInjectionConf, subject: &str, diagnostics: &mut Vec<Diagnosti
 }
 
 /// What `%KUMA_*%` placeholders stand for on one listener.
-struct LogContext<'a> {
-    mesh: &'a str,
-    service: &'a str,
-    address: &'a str,
-    protocol: Protocol,
+pub(crate) struct LogContext<'a> {
+    pub(crate) mesh: &'a str,
+    pub(crate) service: &'a str,
+    pub(crate) address: &'a str,
+    pub(crate) protocol: Protocol,
 }
 
 /// Kuma's default HTTP access-log format.
-pub(crate) const DEFAULT_HTTP_FORMAT: &str = "[%START_TIME%] %KUMA_MESH% \"%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%\" %RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %DURATION% %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% \"%REQ(X-FORWARDED-FOR)%\" \"%REQ(USER-AGENT)%\" \"%REQ(X-B3-TRACEID?X-DATADOG-TRACEID)%\" \"%REQ(X-REQUEST-ID)%\" \"%REQ(:AUTHORITY)%\" \"%KUMA_SOURCE_SERVICE%\" \"%KUMA_DESTINATION_SERVICE%\" \"%KUMA_SOURCE_ADDRESS_WITHOUT_PORT%\" \"%UPSTREAM_HOST%\"";
+const DEFAULT_HTTP_FORMAT: &str = "[%START_TIME%] %KUMA_MESH% \"%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%\" %RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %DURATION% %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% \"%REQ(X-FORWARDED-FOR)%\" \"%REQ(USER-AGENT)%\" \"%REQ(X-B3-TRACEID?X-DATADOG-TRACEID)%\" \"%REQ(X-REQUEST-ID)%\" \"%REQ(:AUTHORITY)%\" \"%KUMA_SOURCE_SERVICE%\" \"%KUMA_DESTINATION_SERVICE%\" \"%KUMA_SOURCE_ADDRESS_WITHOUT_PORT%\" \"%UPSTREAM_HOST%\"";
 /// Kuma's default TCP access-log format.
-pub(crate) const DEFAULT_TCP_FORMAT: &str = "[%START_TIME%] %RESPONSE_FLAGS% %KUMA_MESH% %KUMA_SOURCE_ADDRESS_WITHOUT_PORT%(%KUMA_SOURCE_SERVICE%)->%UPSTREAM_HOST%(%KUMA_DESTINATION_SERVICE%) took %DURATION%ms, sent %BYTES_SENT% bytes, received: %BYTES_RECEIVED% bytes";
+const DEFAULT_TCP_FORMAT: &str = "[%START_TIME%] %RESPONSE_FLAGS% %KUMA_MESH% %KUMA_SOURCE_ADDRESS_WITHOUT_PORT%(%KUMA_SOURCE_SERVICE%)->%UPSTREAM_HOST%(%KUMA_DESTINATION_SERVICE%) took %DURATION%ms, sent %BYTES_SENT% bytes, received: %BYTES_RECEIVED% bytes";
 
 impl LogContext<'_> {
     /// Replaces Kuma's static placeholders (`to` confs: gateway → `*`, outbound; inbound: `unknown` → gateway).
@@ -981,7 +976,7 @@ impl LogContext<'_> {
             .replace("%KUMA_WORKLOAD%", "")
     }
 
-    fn format(&self, f: Option<&ApiLogFormat>, outbound: bool) -> LogFormat {
+    pub(crate) fn format(&self, f: Option<&ApiLogFormat>, outbound: bool) -> LogFormat {
         let default = if self.protocol.is_http() { DEFAULT_HTTP_FORMAT } else { DEFAULT_TCP_FORMAT };
         match f {
             Some(f) if f.kind == "Json" => LogFormat::Json {

@@ -568,9 +568,6 @@ fn write_loop(sink: &LogSink, queue: &Queue) {
     }
 }
 
-/// Shared access-log state of a proxy.
-pub type SharedSinks = Arc<Sinks>;
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -820,18 +820,6 @@ pub enum PolicyKind {
 }
 
 impl PolicyKind {
-    /// Every interpreted policy kind.
-    pub const ALL: [PolicyKind; 8] = [
-        PolicyKind::MeshTimeout,
-        PolicyKind::MeshRetry,
-        PolicyKind::MeshRateLimit,
-        PolicyKind::MeshFaultInjection,
-        PolicyKind::MeshAccessLog,
-        PolicyKind::MeshCircuitBreaker,
-        PolicyKind::MeshHealthCheck,
-        PolicyKind::MeshLoadBalancingStrategy,
-    ];
-
     /// The kind's name.
     pub fn name(self) -> &'static str {
         match self {
