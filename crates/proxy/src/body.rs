@@ -15,14 +15,17 @@ use crate::upstream::BoxError;
 #[error("stream idle timeout: no data for {0:?}")]
 pub struct StreamIdle(pub Duration);
 
-/// A body that fails when it stalls for longer than its limit.
+/// A body that fails when it stalls for longer than its limit, or — when given one — is not over by a deadline
+/// (Envoy's HCM `request_timeout` for request bodies, a cluster's `max_stream_duration` for response bodies).
 ///
 /// The timer is armed only when the body first has nothing to give (a small body that is ready at once never
 /// touches the timer wheel); after that each frame notes the time, and the timer, when it fires, moves itself to
-/// the last frame plus the limit instead of being reset on every frame.
+/// the last frame plus the limit (or the deadline, if sooner) instead of being reset on every frame.
 pub struct IdleTimeoutBody<B> {
     inner: B,
     limit: Duration,
+    /// When the whole body must be over, if ever.
+    deadline: Option<Instant>,
     /// Armed at the first stall: the timer and when the body last gave something.
     timer: Option<(Pin<Box<Sleep>>, Instant)>,
 }
@@ -36,7 +39,18 @@ impl<B> std::fmt::Debug for IdleTimeoutBody<B> {
 impl<B> IdleTimeoutBody<B> {
     /// Wraps a body.
     pub fn new(inner: B, limit: Duration) -> Self {
-        Self { inner, limit, timer: None }
+        Self { inner, limit, deadline: None, timer: None }
+    }
+
+    /// Wraps a body that must also be over `within` of `start`.
+    pub fn with_deadline(inner: B, limit: Duration, start: Instant, within: Duration) -> Self {
+        Self { inner, limit, deadline: Some(start + within), timer: None }
+    }
+
+    /// When the body fails if nothing more comes: the stall limit after the last progress, or the deadline.
+    fn due(&self, last_progress: Instant) -> Instant {
+        let stall = last_progress + self.limit;
+        self.deadline.map_or(stall, |d| d.min(stall))
     }
 }
 
@@ -49,74 +63,35 @@ where
     type Error = BoxError;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let limit = self.limit;
         if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            // A body that never stalls still ends at its deadline.
+            if self.deadline.is_some_and(|d| d <= Instant::now()) && frame.is_some() {
+                return Poll::Ready(Some(Err(Box::new(StreamIdle(limit)))));
+            }
             if let Some((_, last_progress)) = &mut self.timer {
                 *last_progress = Instant::now();
             }
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
-        let limit = self.limit;
-        let (timer, last_progress) =
-            self.timer.get_or_insert_with(|| (Box::pin(tokio::time::sleep(limit)), Instant::now()));
+        if self.timer.is_none() {
+            let now = Instant::now();
+            self.timer = Some((Box::pin(tokio::time::sleep_until(self.due(now))), now));
+        }
         loop {
+            let Some((timer, last_progress)) = self.timer.as_mut() else { return Poll::Pending };
             if timer.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
-            let deadline = *last_progress + limit;
-            if deadline <= Instant::now() {
+            let last = *last_progress;
+            let due = self.due(last);
+            if due <= Instant::now() {
                 return Poll::Ready(Some(Err(Box::new(StreamIdle(limit)))));
             }
-            timer.as_mut().reset(deadline);
+            if let Some((timer, _)) = self.timer.as_mut() {
+                timer.as_mut().reset(due);
+            }
         }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// A request body that must end by a deadline (Envoy's HCM `request_timeout`): past it the body fails as stalled,
-/// and the client gets 408.
-pub struct DeadlineBody<B> {
-    inner: B,
-    limit: Duration,
-    deadline: Pin<Box<Sleep>>,
-}
-
-impl<B> std::fmt::Debug for DeadlineBody<B> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeadlineBody").field("limit", &self.limit).finish_non_exhaustive()
-    }
-}
-
-impl<B> DeadlineBody<B> {
-    /// Wraps a body that must end within `limit` of `start`.
-    pub fn new(inner: B, start: Instant, limit: Duration) -> Self {
-        Self { inner, limit, deadline: Box::pin(tokio::time::sleep_until(start + limit)) }
-    }
-}
-
-impl<B> Body for DeadlineBody<B>
-where
-    B: Body<Data = Bytes> + Unpin,
-    B::Error: Into<BoxError>,
-{
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
-            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
-        }
-        if self.deadline.as_mut().poll(cx).is_ready() {
-            let limit = self.limit;
-            return Poll::Ready(Some(Err(Box::new(StreamIdle(limit)))));
-        }
-        Poll::Pending
     }
 
     fn is_end_stream(&self) -> bool {
@@ -292,5 +267,19 @@ mod tests {
         let err = body.collect().await.unwrap_err();
         assert!(err.is::<StreamIdle>());
         assert_eq!(started.elapsed(), Duration::from_millis(600));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_moving_body_still_ends_at_its_deadline() {
+        let started = Instant::now();
+        let body = IdleTimeoutBody::with_deadline(
+            paced(&[0, 400, 400, 400, 400, 400]),
+            Duration::from_millis(500),
+            started,
+            Duration::from_millis(1000),
+        );
+        let err = body.collect().await.unwrap_err();
+        assert!(err.is::<StreamIdle>());
+        assert_eq!(started.elapsed(), Duration::from_millis(1000));
     }
 }

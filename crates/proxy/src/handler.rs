@@ -583,8 +583,7 @@ async fn forward(
     let guarded: UpstreamBody = if end_stream {
         body.map_err(|e| -> BoxError { Box::new(e) }).boxed()
     } else if let Some(deadline) = listener.request_deadline {
-        let idle = IdleTimeoutBody::new(body, route.stream_idle_timeout);
-        crate::body::DeadlineBody::new(idle, conn_start, deadline).boxed()
+        IdleTimeoutBody::with_deadline(body, route.stream_idle_timeout, conn_start, deadline).boxed()
     } else {
         IdleTimeoutBody::new(body, route.stream_idle_timeout).boxed()
     };
@@ -743,10 +742,7 @@ async fn forward(
     f.response_headers.apply(&mut parts.headers);
     let body: ResponseBody = match cluster.max_stream {
         // Past the cluster's longest exchange the response stream is cut (Envoy resets it).
-        Some(limit) => {
-            crate::body::DeadlineBody::new(IdleTimeoutBody::new(body, route.stream_idle_timeout), conn_start, limit)
-                .boxed()
-        }
+        Some(limit) => IdleTimeoutBody::with_deadline(body, route.stream_idle_timeout, conn_start, limit).boxed(),
         None => IdleTimeoutBody::new(body, route.stream_idle_timeout).boxed(),
     };
     Response::from_parts(parts, body)

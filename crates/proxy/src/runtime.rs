@@ -103,6 +103,10 @@ impl ClusterRuntime {
             return self.balancer.pick(&self.all, hash, |i| self.load(i));
         }
         let now = now_ms();
+        // Usually every endpoint may take traffic: no list to build then.
+        if self.states.iter().all(|s| s.available(now)) {
+            return self.balancer.pick(&self.all, hash, |i| self.load(i));
+        }
         let usable: Vec<usize> = self.all.iter().copied().filter(|i| self.states[*i].available(now)).collect();
         let healthy_share = 100.0 * usable.len() as f64 / self.all.len().max(1) as f64;
         if healthy_share < self.panic_threshold {
