@@ -15,9 +15,26 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
 
-/// A free TCP port on 127.0.0.1 (bound then released).
+/// A free TCP port on 127.0.0.1 for a gateway to bind later (bound to check, then released).
+///
+/// Taken below the kernel's ephemeral range (32768+), from a counter: a port the kernel hands out for `bind(0)` or
+/// an outgoing connection — a test backend, a client — could otherwise take it between this check and the
+/// gateway's bind, which made tests fail at random as their number grew.
 pub fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ =
+        NEXT.compare_exchange(0, 20_000 + (std::process::id() % 100) as u16 * 100, Ordering::SeqCst, Ordering::SeqCst);
+    // Four at a time: some tests also use the next ports up (`port + 1`).
+    loop {
+        let port = NEXT.fetch_add(4, Ordering::SeqCst);
+        if port >= 32_000 {
+            return StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        }
+        if (port..port + 4).all(|p| StdListener::bind(("127.0.0.1", p)).is_ok()) {
+            return port;
+        }
+    }
 }
 
 /// What a backend saw.
