@@ -316,13 +316,12 @@ pub fn apply(
         // TrafficLog: the gateway's own service to any destination.
         let source = listener.hostnames.first().map(|h| h.tags.clone()).unwrap_or_default();
         let any: Tags = [(SERVICE_TAG.to_owned(), "*".to_owned())].into_iter().collect();
-        if let Some((name, p)) = best(&logs, &source, &any) {
-            if let Some(log) =
+        if let Some((name, p)) = best(&logs, &source, &any)
+            && let Some(log) =
                 traffic_log(index, mesh, gateway_service, address, &p.conf.backend, listener, diagnostics)
-            {
-                listener.policies.access_logs.push(log);
-                listener.policies.applied.push(applied("TrafficLog", name));
-            }
+        {
+            listener.policies.access_logs.push(log);
+            listener.policies.applied.push(applied("TrafficLog", name));
         }
         let domains: Vec<(usize, String)> =
             listener.virtual_hosts.iter().enumerate().map(|(i, v)| (i, v.domain.clone())).collect();

@@ -1,8 +1,9 @@
-//! Access logs (MeshAccessLog): templates with Envoy's command operators, rendered per request, and written off the
-//! request path — each sink has a bounded queue drained by its own writer thread; when the queue is full the line
-//! is dropped and counted (`meshgate_access_log_dropped`), never waited for.
+//! Access logs (MeshAccessLog): templates with Envoy's command operators, rendered per request straight into a
+//! sink's buffer, and written off the request path — each sink has a few bounded buffers (a request thread appends to
+//! its own, under a lock nobody else holds but the writer for an instant) drained in batches by the sink's writer
+//! thread. A line that finds its buffer full is dropped and counted (`meshgate_access_log_dropped`), never waited for.
+//! Nothing is allocated per line: the writer hands back the previous batch's buffer when it takes one.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -10,13 +11,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use crossbeam_queue::ArrayQueue;
-use http::{HeaderMap, Method, StatusCode, Version};
+use http::{HeaderMap, HeaderName, Method, StatusCode, Version};
 use meshgate_plan::{LogFormat, LogSink};
 use prometheus_client::metrics::counter::Counter;
 
-/// Lines a sink may hold before new ones are dropped.
-const QUEUE: usize = 8192;
+/// Buffers per sink; a thread always appends to the same one.
+const SHARDS: usize = 8;
+/// Bytes a buffer may hold before new lines are dropped (a sink holds at most `SHARDS` times this).
+const SHARD_LIMIT: usize = 1 << 20;
+/// A buffer this full wakes the writer before its next turn.
+const WAKE_AT: usize = 64 * 1024;
 
 /// One piece of a template.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,8 +28,8 @@ enum Op {
     Literal(String),
     StartTime,
     /// `%REQ(a?b)%`: the first present of the headers (`:method`, `:path`, `:authority`, `:scheme` included).
-    Req(Vec<String>),
-    Resp(Vec<String>),
+    Req(Vec<HeaderRef>),
+    Resp(Vec<HeaderRef>),
     ResponseCode,
     ResponseFlags,
     BytesReceived,
@@ -45,15 +49,56 @@ impl Op {
     fn numeric(&self) -> bool {
         matches!(self, Op::ResponseCode | Op::BytesReceived | Op::BytesSent | Op::Duration)
     }
+
+    /// Whether what it writes never needs a JSON escape (numbers, times, flags, protocols, methods, addresses), so
+    /// that a JSON value made only of such operators is not scanned.
+    fn escape_free(&self) -> bool {
+        match self {
+            Op::Literal(s) => !s.bytes().any(needs_escape),
+            Op::Req(list) => list.iter().all(|h| *h == HeaderRef::Method),
+            Op::Resp(_) | Op::UpstreamHost | Op::UpstreamCluster | Op::RouteName => false,
+            Op::StartTime
+            | Op::ResponseCode
+            | Op::ResponseFlags
+            | Op::BytesReceived
+            | Op::BytesSent
+            | Op::Duration
+            | Op::Protocol
+            | Op::DownstreamRemoteAddress
+            | Op::DownstreamRemoteAddressWithoutPort
+            | Op::Unknown => true,
+        }
+    }
 }
 
-/// A parsed template.
+/// A parsed template, and whether all its operators are escape-free.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Template(Vec<Op>);
+pub struct Template(Vec<Op>, bool);
 
-fn header_list(arg: &str) -> Vec<String> {
+/// A header an operator reads, resolved when the template is parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum HeaderRef {
+    Method,
+    Path,
+    /// `:authority`, or `host`.
+    Authority,
+    Scheme,
+    Named(HeaderName),
+    /// Not a valid header name: never present.
+    Invalid,
+}
+
+fn header_list(arg: &str, request: bool) -> Vec<HeaderRef> {
     // `%REQ(X-Header):10%` style length limits are ignored.
-    arg.split('?').map(|h| h.trim().to_ascii_lowercase()).collect()
+    arg.split('?')
+        .map(|h| match (request, h.trim().to_ascii_lowercase().as_str()) {
+            (true, ":method") => HeaderRef::Method,
+            (true, ":path") => HeaderRef::Path,
+            (true, ":authority" | "host") => HeaderRef::Authority,
+            (true, ":scheme") => HeaderRef::Scheme,
+            (_, name) => HeaderName::from_bytes(name.as_bytes()).map_or(HeaderRef::Invalid, HeaderRef::Named),
+        })
+        .collect()
 }
 
 impl Template {
@@ -84,8 +129,8 @@ impl Template {
             };
             ops.push(match op {
                 "START_TIME" => Op::StartTime,
-                "REQ" => Op::Req(header_list(arg)),
-                "RESP" => Op::Resp(header_list(arg)),
+                "REQ" => Op::Req(header_list(arg, true)),
+                "RESP" => Op::Resp(header_list(arg, false)),
                 "RESPONSE_CODE" => Op::ResponseCode,
                 "RESPONSE_FLAGS" => Op::ResponseFlags,
                 "BYTES_RECEIVED" => Op::BytesReceived,
@@ -105,7 +150,8 @@ impl Template {
         if !literal.is_empty() {
             ops.push(Op::Literal(literal));
         }
-        Template(ops)
+        let escape_free = ops.iter().all(Op::escape_free);
+        Template(ops, escape_free)
     }
 }
 
@@ -186,38 +232,20 @@ fn iso8601(t: SystemTime, out: &mut String) {
 }
 
 /// Appends a number in decimal.
-fn push_digits(mut n: u64, out: &mut String) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or("0"));
+fn push_digits(n: u64, out: &mut String) {
+    out.push_str(itoa::Buffer::new().format(n));
 }
 
 impl Entry<'_> {
-    fn header(&self, names: &[String], response: bool) -> Option<Cow<'_, str>> {
-        for name in names {
-            let v = match (response, name.as_str()) {
-                (false, ":method") => Some(Cow::Borrowed(self.method.as_str())),
-                (false, ":path") => Some(Cow::Borrowed(self.path)),
-                (false, ":authority") | (false, "host") if !self.authority.is_empty() => {
-                    Some(Cow::Borrowed(self.authority))
-                }
-                (false, ":scheme") => None,
-                (false, n) => self.request_headers.get(n).and_then(|v| v.to_str().ok()).map(Cow::Borrowed),
-                (true, n) => self.response_headers.get(n).and_then(|v| v.to_str().ok()).map(Cow::Borrowed),
-            };
-            if v.is_some() {
-                return v;
-            }
-        }
-        None
+    fn header(&self, names: &[HeaderRef], response: bool) -> Option<&str> {
+        let headers = if response { self.response_headers } else { self.request_headers };
+        names.iter().find_map(|name| match name {
+            HeaderRef::Method => Some(self.method.as_str()),
+            HeaderRef::Path => Some(self.path),
+            HeaderRef::Authority => Some(self.authority).filter(|a| !a.is_empty()),
+            HeaderRef::Scheme | HeaderRef::Invalid => None,
+            HeaderRef::Named(n) => headers.get(n).and_then(|v| v.to_str().ok()),
+        })
     }
 
     /// Appends the value of `op` to `out`; false when it has none.
@@ -227,11 +255,11 @@ impl Entry<'_> {
             Op::Literal(s) => out.push_str(s),
             Op::StartTime => iso8601(self.start, out),
             Op::Req(names) => match self.header(names, false) {
-                Some(v) => out.push_str(&v),
+                Some(v) => out.push_str(v),
                 None => return false,
             },
             Op::Resp(names) => match self.header(names, true) {
-                Some(v) => out.push_str(&v),
+                Some(v) => out.push_str(v),
                 None => return false,
             },
             Op::ResponseCode => push_digits(u64::from(self.status.as_u16()), out),
@@ -278,11 +306,9 @@ impl Entry<'_> {
     }
 
     /// Appends a JSON value: a lone numeric operator stays a number, a lone missing value is null; returns false
-    /// when the value is empty or missing (for `omitEmptyValues`).
+    /// when the value is empty or missing (for `omitEmptyValues`). Values are rendered in place and escaped only when
+    /// they hold a character that needs it.
     fn json_into(&self, t: &Template, out: &mut String) -> bool {
-        thread_local! {
-            static SCRATCH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
-        }
         if let [op] = t.0.as_slice()
             && op.numeric()
         {
@@ -293,33 +319,47 @@ impl Entry<'_> {
             }
             return out.len() > mark;
         }
-        SCRATCH.with(|scratch| {
-            let mut v = scratch.borrow_mut();
-            v.clear();
-            let present = match t.0.as_slice() {
-                [op] => self.write(op, &mut v),
-                _ => {
-                    self.render_into(t, &mut v);
-                    true
-                }
-            };
-            if !present {
-                out.push_str("null");
-                return false;
+        let open = out.len();
+        out.push('"');
+        let mark = out.len();
+        let present = match t.0.as_slice() {
+            [op] => self.write(op, out),
+            _ => {
+                self.render_into(t, out);
+                true
             }
-            json_string(&v, out);
-            !v.is_empty()
-        })
+        };
+        if !present {
+            out.truncate(open);
+            out.push_str("null");
+            return false;
+        }
+        if !t.1 && out.as_bytes()[mark..].iter().any(|&b| needs_escape(b)) {
+            let raw = out.split_off(mark);
+            escape_into(&raw, out);
+        }
+        let empty = out.len() == mark;
+        out.push('"');
+        !empty
     }
+}
+
+fn needs_escape(b: u8) -> bool {
+    b == b'"' || b == b'\\' || b < 0x20
 }
 
 /// Appends `s` as a JSON string.
 fn json_string(s: &str, out: &mut String) {
-    use std::fmt::Write as _;
     out.push('"');
-    if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+    escape_into(s, out);
+    out.push('"');
+}
+
+/// Appends `s` with JSON string escapes.
+fn escape_into(s: &str, out: &mut String) {
+    use std::fmt::Write as _;
+    if !s.bytes().any(needs_escape) {
         out.push_str(s);
-        out.push('"');
         return;
     }
     for c in s.chars() {
@@ -335,7 +375,6 @@ fn json_string(s: &str, out: &mut String) {
             c => out.push(c),
         }
     }
-    out.push('"');
 }
 
 /// A line format ready to render.
@@ -381,37 +420,52 @@ impl Formatter {
         let mut names = Vec::new();
         for t in templates {
             for op in &t.0 {
-                if let Op::Req(list) = op {
-                    names.extend(list.iter().filter(|n| !n.starts_with(':')).cloned());
+                match op {
+                    Op::Req(list) => names.extend(list.iter().filter_map(|n| match n {
+                        HeaderRef::Named(n) => Some(n.as_str().to_owned()),
+                        // Without `:authority` (HTTP/1), the Host header is the authority.
+                        HeaderRef::Authority => Some(http::header::HOST.as_str().to_owned()),
+                        _ => None,
+                    })),
+                    Op::BytesReceived => names.push(http::header::CONTENT_LENGTH.as_str().to_owned()),
+                    _ => {}
                 }
             }
         }
-        names.push(http::header::CONTENT_LENGTH.as_str().to_owned());
         names.sort();
         names.dedup();
         names
     }
 
-    /// The line for one request (without the newline).
-    pub fn line(&self, e: &Entry<'_>) -> String {
-        let mut out = String::with_capacity(256);
+    /// Appends the line for one request, with its newline.
+    pub fn write_line(&self, e: &Entry<'_>, out: &mut String) {
         match self {
-            Formatter::Plain(t) => e.render_into(t, &mut out),
+            Formatter::Plain(t) => e.render_into(t, out),
             Formatter::Json { fields, omit_empty } => {
+                let start = out.len();
                 out.push('{');
                 for (k, t) in fields {
                     let mark = out.len();
-                    if out.len() > 1 {
+                    if out.len() > start + 1 {
                         out.push(',');
                     }
                     out.push_str(k);
-                    if !e.json_into(t, &mut out) && *omit_empty {
+                    if !e.json_into(t, out) && *omit_empty {
                         out.truncate(mark);
                     }
                 }
                 out.push('}');
             }
         }
+        out.push('\n');
+    }
+
+    /// The line for one request, without the newline.
+    #[cfg(test)]
+    fn line(&self, e: &Entry<'_>) -> String {
+        let mut out = String::new();
+        self.write_line(e, &mut out);
+        out.pop();
         out
     }
 }
@@ -426,19 +480,51 @@ pub struct AccessLogRuntime {
 }
 
 impl AccessLogRuntime {
-    /// Queues the line of one request.
+    /// Appends the line of one request to the sink's buffer of this thread, or drops it when that buffer is full.
     pub fn log(&self, e: &Entry<'_>) {
-        self.sink.send(self.formatter.line(e));
+        let queue = &self.sink.queue;
+        let mut buf = queue.shards[shard_index()].0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if buf.len() >= SHARD_LIMIT {
+            drop(buf);
+            self.sink.dropped.inc();
+            return;
+        }
+        self.formatter.write_line(e, &mut buf);
+        let full = buf.len() >= WAKE_AT;
+        drop(buf);
+        if full
+            && !queue.waking.swap(true, Ordering::AcqRel)
+            && let Some(t) = queue.writer.get()
+        {
+            t.unpark();
+        }
     }
 }
 
-/// A sink's queue: lines pushed lock-free by requests, taken in batches by the writer thread, which wakes on its own
-/// every [`FLUSH_EVERY`] (or sooner when the queue fills up) — a request never wakes a thread per line.
+/// The buffer a thread appends to: threads take indices in turn, so that each worker has its own while there are no
+/// more workers than buffers.
+fn shard_index() -> usize {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    thread_local! {
+        static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    }
+    INDEX.with(|i| *i)
+}
+
+/// One buffer of lines, on its own cache lines so that threads appending to neighbours do not contend.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Shard(Mutex<String>);
+
+/// A sink's buffers, taken in batches by the writer thread, which wakes on its own every [`FLUSH_EVERY`] (or sooner
+/// when a buffer passes [`WAKE_AT`]) — a request never wakes a thread per line.
 #[derive(Debug)]
 struct Queue {
-    lines: ArrayQueue<String>,
+    shards: [Shard; SHARDS],
     writer: OnceLock<std::thread::Thread>,
     open: AtomicBool,
+    /// A request has woken the writer since it last ran.
+    waking: AtomicBool,
 }
 
 /// How often a writer wakes to write what was queued.
@@ -466,19 +552,6 @@ impl Drop for Alive {
     }
 }
 
-impl SinkHandle {
-    fn send(&self, line: String) {
-        if self.queue.lines.push(line).is_err() {
-            self.dropped.inc();
-        }
-        if self.queue.lines.len() * 2 > QUEUE
-            && let Some(t) = self.queue.writer.get()
-        {
-            t.unpark();
-        }
-    }
-}
-
 /// The writers of every sink in use, shared by all plans (a sink keeps its writer across reloads).
 #[derive(Debug, Default)]
 pub struct Sinks {
@@ -492,8 +565,12 @@ impl Sinks {
         if let Some(h) = sinks.get(sink) {
             return Ok(h.clone());
         }
-        let queue =
-            Arc::new(Queue { lines: ArrayQueue::new(QUEUE), writer: OnceLock::new(), open: AtomicBool::new(true) });
+        let queue = Arc::new(Queue {
+            shards: Default::default(),
+            writer: OnceLock::new(),
+            open: AtomicBool::new(true),
+            waking: AtomicBool::new(false),
+        });
         let target = sink.clone();
         let for_writer = Arc::clone(&queue);
         let thread = std::thread::Builder::new()
@@ -529,38 +606,48 @@ fn open(sink: &LogSink) -> std::io::Result<Box<dyn Write>> {
     })
 }
 
-/// Writes queued lines in batches until the sink is closed and drained. A destination that fails is reopened (at
-/// most once a second); lines meanwhile are lost.
+/// Writes the buffered lines in batches until the sink is closed and drained. A destination that fails is reopened
+/// (at most once a second); lines meanwhile are lost.
 fn write_loop(sink: &LogSink, queue: &Queue) {
-    let mut out: Option<std::io::BufWriter<Box<dyn Write>>> = None;
+    let mut out: Option<Box<dyn Write>> = None;
     let mut last_attempt: Option<std::time::Instant> = None;
+    // The batch being written; its allocation goes back to a buffer at the next swap.
+    let mut batch = String::new();
     loop {
         let open_now = queue.open.load(Ordering::Acquire);
-        if queue.lines.is_empty() {
-            if !open_now {
-                return;
+        queue.waking.store(false, Ordering::Release);
+        let mut wrote = false;
+        for shard in &queue.shards {
+            {
+                let mut buf = shard.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if buf.is_empty() {
+                    continue;
+                }
+                std::mem::swap(&mut *buf, &mut batch);
             }
-            std::thread::park_timeout(FLUSH_EVERY);
-            continue;
-        }
-        if out.is_none() && last_attempt.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
-            last_attempt = Some(std::time::Instant::now());
-            match open(sink) {
-                Ok(w) => out = Some(std::io::BufWriter::with_capacity(64 * 1024, w)),
-                Err(e) => tracing::warn!(?sink, error = %e, "access log unavailable"),
+            if out.is_none() && last_attempt.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                last_attempt = Some(std::time::Instant::now());
+                match open(sink) {
+                    Ok(w) => out = Some(w),
+                    Err(e) => tracing::warn!(?sink, error = %e, "access log unavailable"),
+                }
             }
-        }
-        let mut failed = false;
-        while let Some(line) = queue.lines.pop() {
-            let Some(w) = out.as_mut() else { continue };
-            if w.write_all(line.as_bytes()).and_then(|()| w.write_all(b"\n")).is_err() {
-                failed = true;
+            if let Some(w) = out.as_mut()
+                && w.write_all(batch.as_bytes()).is_err()
+            {
+                out = None;
             }
+            batch.clear();
+            wrote = true;
         }
-        if let Some(w) = out.as_mut()
-            && (failed || w.flush().is_err())
+        if wrote
+            && let Some(w) = out.as_mut()
+            && w.flush().is_err()
         {
             out = None;
+        }
+        if !open_now && !wrote {
+            return;
         }
         if open_now {
             std::thread::park_timeout(FLUSH_EVERY);
@@ -608,5 +695,82 @@ mod tests {
             omit_empty: true,
         });
         assert_eq!(json.line(&e), r#"{"status":200,"ua":"curl","mixed":"example.com/a?b=1"}"#);
+
+        // Values are rendered in place and escaped only when they need it; escape-free operators are not scanned.
+        let odd = Entry { path: "/a\"b\\c\n", method: &Method::POST, ..e };
+        let json = Formatter::new(&LogFormat::Json {
+            fields: vec![
+                ("path".into(), "%REQ(:PATH)%".into()),
+                ("m".into(), "%REQ(:METHOD)% %RESPONSE_CODE%".into()),
+                ("host".into(), "%REQ(HOST)%".into()),
+            ],
+            omit_empty: false,
+        });
+        assert_eq!(json.line(&odd), r#"{"path":"/a\"b\\c\n","m":"POST 200","host":"example.com"}"#);
+        assert!(Template::parse("%REQ(:METHOD)% %RESPONSE_CODE% %START_TIME%").1);
+        assert!(!Template::parse("%REQ(:PATH)%").1);
+        assert!(!Template::parse("say \"%RESPONSE_CODE%\"").1);
+        // The Host header is kept for the log only when a template reads the authority.
+        assert_eq!(json.request_headers(), ["host"]);
+        let plain = Formatter::new(&LogFormat::Plain("%RESPONSE_CODE% %BYTES_RECEIVED%".into()));
+        assert_eq!(plain.request_headers(), ["content-length"]);
+    }
+
+    #[test]
+    fn lines_from_many_threads_all_reach_the_file_once_the_sink_closes() {
+        let dir = std::env::temp_dir().join(format!("meshgate-accesslog-{}", std::process::id()));
+        let _ = std::fs::remove_file(&dir);
+        let sink = LogSink::File(dir.display().to_string());
+        let sinks = Sinks::default();
+        let dropped = Counter::default();
+        let log = AccessLogRuntime {
+            formatter: Formatter::new(&LogFormat::Plain("%RESPONSE_CODE% %REQ(:PATH)%".into())),
+            sink: sinks.get(&sink, dropped.clone()).unwrap(),
+        };
+        let (req, resp) = (HeaderMap::new(), HeaderMap::new());
+        std::thread::scope(|scope| {
+            for t in 0..4 {
+                let log = &log;
+                let (req, resp) = (&req, &resp);
+                scope.spawn(move || {
+                    for i in 0..500 {
+                        let path = format!("/t{t}/{i}");
+                        log.log(&Entry {
+                            start: SystemTime::UNIX_EPOCH,
+                            method: &Method::GET,
+                            path: &path,
+                            authority: "",
+                            version: Version::HTTP_11,
+                            request_headers: req,
+                            status: StatusCode::OK,
+                            response_headers: resp,
+                            duration: Duration::ZERO,
+                            upstream_host: None,
+                            cluster: None,
+                            route: "r",
+                            peer: "10.0.0.1:5555".parse().unwrap(),
+                            flags: "-",
+                        });
+                    }
+                });
+            }
+        });
+        // The last handle goes: the writer drains every buffer, then stops.
+        drop(log);
+        sinks.retain(&std::collections::HashSet::new());
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let mut lines = Vec::new();
+        while std::time::Instant::now() < deadline {
+            lines = std::fs::read_to_string(&dir).unwrap_or_default().lines().map(str::to_owned).collect::<Vec<_>>();
+            if lines.len() >= 2000 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = std::fs::remove_file(&dir);
+        assert_eq!(lines.len(), 2000, "every line written once");
+        assert!(lines.iter().all(|l| l.starts_with("200 /t")));
+        assert!(lines.contains(&"200 /t3/499".to_owned()));
+        assert_eq!(dropped.get(), 0);
     }
 }

@@ -85,47 +85,48 @@ pub(crate) fn reject(version: Version, status: StatusCode, body: &'static str) -
 
 /// What the request path learned for the access log.
 #[derive(Debug, Default)]
-struct Notes {
+struct Notes<'l> {
     /// Envoy-style response flags (`-`: none).
     flags: &'static str,
-    /// The endpoint that answered.
-    upstream: Option<String>,
+    /// The endpoint that answered (borrowed from the listener's runtime: nothing is copied per request).
+    upstream: Option<&'l str>,
     /// Its cluster.
-    cluster: Option<String>,
+    cluster: Option<&'l str>,
 }
 
-/// What an access log needs of the request, taken before the request is consumed.
+/// What an access log needs of the request, taken before the request is consumed: reference-counted handles to
+/// the received bytes (no copies), and only the headers the logs read.
 struct RequestRecord {
     start: std::time::SystemTime,
     method: http::Method,
-    path: String,
-    authority: String,
+    uri: Uri,
     version: Version,
     headers: HeaderMap,
 }
 
 impl RequestRecord {
-    /// The record of a request, keeping only the headers the logs read.
     fn of<B>(req: &Request<B>, wanted: &[HeaderName]) -> Self {
-        let mut headers = HeaderMap::with_capacity(wanted.len());
+        let mut headers = HeaderMap::new();
         for name in wanted {
             for value in req.headers().get_all(name) {
                 headers.append(name.clone(), value.clone());
             }
         }
-        let authority = req
-            .uri()
-            .authority()
-            .map(|a| a.as_str().to_owned())
-            .or_else(|| req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned))
-            .unwrap_or_default();
         RequestRecord {
             start: std::time::SystemTime::now(),
             method: req.method().clone(),
-            path: req.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned(),
-            authority,
+            uri: req.uri().clone(),
             version: req.version(),
             headers,
+        }
+    }
+
+    /// `:authority`, or the Host header.
+    fn authority(&self) -> &str {
+        match self.uri.authority() {
+            Some(a) => a.as_str(),
+            // The Host header is kept when a log reads the authority.
+            None => self.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default(),
         }
     }
 }
@@ -159,15 +160,15 @@ pub async fn handle(req: Request<Incoming>, conn: Arc<ConnContext>) -> Result<Re
         let entry = crate::accesslog::Entry {
             start: record.start,
             method: &record.method,
-            path: &record.path,
-            authority: &record.authority,
+            path: record.uri.path_and_query().map_or("/", |p| p.as_str()),
+            authority: record.authority(),
             version: record.version,
             request_headers: &record.headers,
             status: response.status(),
             response_headers: response.headers(),
             duration: elapsed,
-            upstream_host: notes.upstream.as_deref(),
-            cluster: notes.cluster.as_deref(),
+            upstream_host: notes.upstream,
+            cluster: notes.cluster,
             route: route.map_or("-", |r| r.label.as_str()),
             peer: conn.peer,
             flags: notes.flags,
@@ -244,7 +245,7 @@ async fn serve<'l>(
     req: Request<Incoming>,
     listener: &'l ListenerRuntime,
     conn: &ConnContext,
-    notes: &mut Notes,
+    notes: &mut Notes<'l>,
 ) -> (Response<ResponseBody>, Option<&'l RouteRuntime>) {
     if let Some((status, why)) = refusal(&req, &listener.settings) {
         return (reject(req.version(), status, why), None);
@@ -277,7 +278,7 @@ async fn route_and_act<'l>(
     req: Request<Incoming>,
     listener: &'l ListenerRuntime,
     conn: &ConnContext,
-    notes: &mut Notes,
+    notes: &mut Notes<'l>,
 ) -> (Response<ResponseBody>, Option<&'l RouteRuntime>) {
     let Some(host) = request_host(&req) else {
         notes.flags = "NR";
@@ -493,14 +494,14 @@ fn outcome(attempt: &Attempt) -> Option<Outcome> {
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn forward(
+async fn forward<'l>(
     mut req: Request<Incoming>,
     route: &RouteRuntime,
-    f: &ForwardRuntime,
+    f: &'l ForwardRuntime,
     listener: &ListenerRuntime,
     conn: &ConnContext,
     target: Target<'_>,
-    notes: &mut Notes,
+    notes: &mut Notes<'l>,
 ) -> Response<ResponseBody> {
     let conn_start = tokio::time::Instant::now();
     let Some(choice) = f.backends.choose() else { return empty(StatusCode::INTERNAL_SERVER_ERROR) };
@@ -525,7 +526,7 @@ async fn forward(
     };
     let logging = !listener.access_logs.is_empty();
     if logging {
-        notes.cluster = Some(cluster.name.clone());
+        notes.cluster = Some(cluster.name.as_str());
     }
     let upgrade = upgrade_protocol(&req);
     let downstream_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
@@ -552,7 +553,7 @@ async fn forward(
     if let (Some(protocol), Some(on_upgrade)) = (upgrade, downstream_upgrade) {
         let extended_connect = parts.version >= Version::HTTP_2;
         if logging {
-            notes.upstream = Some(first_endpoint.authority().to_owned());
+            notes.upstream = Some(first_endpoint.authority());
         }
         return crate::upgrade::relay(
             crate::upgrade::Upgrade {
@@ -649,8 +650,14 @@ async fn forward(
             _ => remaining,
         };
         let last = retry.is_none_or(|p| retries >= p.num_retries);
-        let attempt_headers =
-            if last { headers.take().unwrap_or_default() } else { headers.clone().unwrap_or_default() };
+        // The attempt sends the map it has and keeps a copy for the next one: the first attempt sends the map as
+        // parsed, with its spare room (hyper parses the response into it, and a copy has no room to spare).
+        let attempt_headers = if last {
+            headers.take().unwrap_or_default()
+        } else {
+            let copy = headers.clone();
+            std::mem::replace(&mut headers, copy).unwrap_or_default()
+        };
         let attempt_body = match (&replay, streamed.take()) {
             (Some(bytes), _) => Full::new(bytes.clone()).map_err(|never| match never {}).boxed(),
             (None, Some(body)) => body,
@@ -706,7 +713,7 @@ async fn forward(
     };
     drop(retry_permit);
     if logging {
-        notes.upstream = Some(endpoint.authority().to_owned());
+        notes.upstream = Some(endpoint.authority());
     }
     let response = match attempt {
         Err(_) => {

@@ -31,7 +31,9 @@ impl TokenBucket {
 
     /// Takes a token if one is left.
     pub fn try_take(&self) -> bool {
-        let elapsed = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        // Milliseconds without the 128-bit division of `as_millis`.
+        let since = self.epoch.elapsed();
+        let elapsed = since.as_secs().saturating_mul(1000).saturating_add(u64::from(since.subsec_millis()));
         let window = elapsed / self.interval_ms;
         let Ok(mut state) = self.state.lock() else { return true };
         if state.0 != window {

@@ -175,7 +175,7 @@ impl GoDuration {
 impl From<Duration> for GoDuration {
     fn from(d: Duration) -> Self {
         let ms = d.as_millis();
-        let text = if ms % 1000 == 0 { format!("{}s", ms / 1000) } else { format!("{ms}ms") };
+        let text = if ms.is_multiple_of(1000) { format!("{}s", ms / 1000) } else { format!("{ms}ms") };
         GoDuration { text, duration: d, negative: false }
     }
 }
