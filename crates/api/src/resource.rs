@@ -164,6 +164,64 @@ impl Kind {
         }
     }
 
+    /// The kind's collection in Kuma's REST API (`/meshes/{mesh}/{collection}/{name}`): `meshgateways`,
+    /// `external-services`, `meshhttproutes`, `rate-limits` …; `None` for kinds that only exist on Kubernetes.
+    pub fn collection(self) -> Option<&'static str> {
+        Some(match self.name() {
+            "Mesh" => "meshes",
+            "MeshGatewayInstance" | "MeshGatewayConfig" => return None,
+            // Legacy kinds are kebab-case plurals; a few are written as one word.
+            "ExternalService" => "external-services",
+            "CircuitBreaker" => "circuit-breakers",
+            "FaultInjection" => "fault-injections",
+            "HealthCheck" => "health-checks",
+            "RateLimit" => "rate-limits",
+            "Retry" => "retries",
+            "ServiceInsight" => "service-insights",
+            "TrafficLog" => "traffic-logs",
+            "TrafficPermission" => "traffic-permissions",
+            "TrafficRoute" => "traffic-routes",
+            "TrafficTrace" => "traffic-traces",
+            "VirtualOutbound" => "virtual-outbounds",
+            "ZoneIngress" => "zone-ingresses",
+            "ZoneEgress" => "zoneegresses",
+            "Dataplane" => "dataplanes",
+            "Secret" => "secrets",
+            "Timeout" => "timeouts",
+            "ProxyTemplate" => "proxytemplates",
+            "MeshGateway" => "meshgateways",
+            "MeshGatewayRoute" => "meshgatewayroutes",
+            // targetRef kinds: the lowercase plural.
+            "MeshHTTPRoute" => "meshhttproutes",
+            "MeshTCPRoute" => "meshtcproutes",
+            "MeshTimeout" => "meshtimeouts",
+            "MeshRetry" => "meshretries",
+            "MeshRateLimit" => "meshratelimits",
+            "MeshFaultInjection" => "meshfaultinjections",
+            "MeshAccessLog" => "meshaccesslogs",
+            "MeshCircuitBreaker" => "meshcircuitbreakers",
+            "MeshHealthCheck" => "meshhealthchecks",
+            "MeshLoadBalancingStrategy" => "meshloadbalancingstrategies",
+            "MeshExternalService" => "meshexternalservices",
+            "MeshIdentity" => "meshidentities",
+            "MeshMetric" => "meshmetrics",
+            "MeshMultiZoneService" => "meshmultizoneservices",
+            "MeshPassthrough" => "meshpassthroughs",
+            "MeshProxyPatch" => "meshproxypatches",
+            "MeshService" => "meshservices",
+            "MeshTLS" => "meshtlses",
+            "MeshTrace" => "meshtraces",
+            "MeshTrafficPermission" => "meshtrafficpermissions",
+            "MeshTrust" => "meshtrusts",
+            _ => return None,
+        })
+    }
+
+    /// The kind whose REST collection this is.
+    pub fn from_collection(collection: &str) -> Option<Kind> {
+        Kind::all_names().filter_map(Kind::from_name).find(|k| k.collection() == Some(collection))
+    }
+
     /// The kind with this name.
     pub fn from_name(name: &str) -> Option<Kind> {
         MODELLED_KINDS.iter().copied().find(|k| k.name() == name).or_else(|| {
@@ -863,6 +921,35 @@ fn finish(
 mod tests {
     use super::*;
     use crate::yaml::parse_documents;
+
+    #[test]
+    fn rest_collections_are_kumas_and_unique() {
+        for (kind, collection) in [
+            ("MeshGateway", "meshgateways"),
+            ("MeshGatewayRoute", "meshgatewayroutes"),
+            ("MeshHTTPRoute", "meshhttproutes"),
+            ("MeshTCPRoute", "meshtcproutes"),
+            ("Dataplane", "dataplanes"),
+            ("ExternalService", "external-services"),
+            ("Secret", "secrets"),
+            ("Mesh", "meshes"),
+            ("MeshRetry", "meshretries"),
+            ("MeshLoadBalancingStrategy", "meshloadbalancingstrategies"),
+            ("RateLimit", "rate-limits"),
+        ] {
+            let k = Kind::from_name(kind).unwrap();
+            assert_eq!(k.collection(), Some(collection));
+            assert_eq!(Kind::from_collection(collection), Some(k));
+        }
+        assert_eq!(Kind::MeshGatewayInstance.collection(), None);
+        let all: Vec<&str> = Kind::all_names().filter_map(|n| Kind::from_name(n)?.collection()).collect();
+        let mut unique = all.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(all.len(), unique.len(), "{all:?}");
+        // Every kind meshgate accepts in Universal form has a collection.
+        assert_eq!(all.len(), Kind::all_names().count() - 2);
+    }
 
     fn decode(text: &str) -> Resource {
         let doc = parse_documents(text).unwrap().remove(0);

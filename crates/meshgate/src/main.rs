@@ -1,6 +1,8 @@
 //! `meshgate`: Kuma's builtin gateway, rebuilt in Rust. This binary wires the crates together behind a
 //! kumactl-like command line; it holds no gateway logic of its own.
 
+mod client;
+mod cp;
 mod generate;
 mod inspect;
 mod run;
@@ -41,6 +43,22 @@ enum Command {
     },
     /// Run the gateway: serve every builtin-gateway Dataplane under --config, applying file changes live.
     Run(run::RunArgs),
+    /// Run the control plane: Kuma's REST API over a store, validating every write.
+    ///
+    /// Example: meshgate cp --store sqlite:/var/lib/meshgate/meshgate.db --api 127.0.0.1:5681
+    Cp(cp::CpArgs),
+    /// Create or update resources on a control plane from files (Meshes first), like `kumactl apply`.
+    ///
+    /// Example: meshgate apply -f examples/universal --dry-run
+    Apply(client::ApplyArgs),
+    /// Show resources from a control plane, like `kumactl get`.
+    ///
+    /// Example: meshgate get meshgateways --mesh default -o yaml
+    Get(client::GetArgs),
+    /// Delete a resource from a control plane, like `kumactl delete`.
+    ///
+    /// Example: meshgate delete meshgatewayroute edge-route --mesh default
+    Delete(client::DeleteArgs),
     /// Generate files (certificates).
     #[command(subcommand)]
     Generate(GenerateCommand),
@@ -86,6 +104,10 @@ fn main() -> ExitCode {
         Command::Validate { paths, no_references } => validate::run(&paths, !no_references),
         Command::Generate(GenerateCommand::TlsCertificate(args)) => generate::tls_certificate(&args),
         Command::Run(args) => run::run(args),
+        Command::Cp(args) => cp::run(args),
+        Command::Apply(args) => client::apply(&args),
+        Command::Get(args) => client::get(&args),
+        Command::Delete(args) => client::delete(&args),
         Command::Inspect(InspectCommand::MeshGateway { name, config, mesh, output }) => {
             inspect::meshgateway(&config, &name, mesh.as_deref(), output)
         }

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
 mod cli;
+mod controlplane;
 mod gateway;
 mod meshroutes;
 mod policies;

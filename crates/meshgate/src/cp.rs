@@ -1,0 +1,92 @@
+//! `meshgate cp`: the control plane — Kuma's REST API over a store (SQLite by default, PostgreSQL for several
+//! replicas, or memory).
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use meshgate_store::{Expect, Key, ResourceStore};
+
+/// `meshgate cp` options.
+#[derive(Debug, clap::Args)]
+pub struct CpArgs {
+    /// Where resources are kept: `sqlite:PATH` (created when missing), `postgres://USER@HOST:PORT/DB` (several
+    /// control planes can share it) or `memory:` (lost on exit).
+    #[arg(long, value_name = "URL", default_value = "sqlite:./meshgate.db", env = "MESHGATE_STORE")]
+    pub store: String,
+    /// The REST API's address.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5681")]
+    pub api: SocketAddr,
+    /// Do not create the `default` Mesh on first start (Kuma creates it).
+    #[arg(long)]
+    pub no_default_mesh: bool,
+}
+
+/// The store URL without its password, for logs and `/config`.
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Runs the control plane until SIGTERM or SIGINT.
+pub fn run(args: CpArgs) -> anyhow::Result<ExitCode> {
+    crate::run::init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("meshgate-cp")
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: CpArgs) -> anyhow::Result<ExitCode> {
+    let shown = redacted(&args.store);
+    let store = meshgate_store::open(&args.store).await.with_context(|| format!("opening the store {shown}"))?;
+    if !args.no_default_mesh {
+        let mesh = Key::new("Mesh", "", "default");
+        match store.put(&mesh, &serde_json::json!({"type": "Mesh", "name": "default"}), Expect::Absent).await {
+            Ok(_) => tracing::info!("created the default Mesh"),
+            Err(meshgate_store::StoreError::AlreadyExists(_)) => {}
+            Err(e) => return Err(e).context("creating the default Mesh"),
+        }
+    }
+    let listener = tokio::net::TcpListener::bind(args.api)
+        .await
+        .with_context(|| format!("binding the API address {}", args.api))?;
+    let address = listener.local_addr().unwrap_or(args.api);
+    let config = serde_json::json!({ "store": shown, "apiAddress": address.to_string() });
+    let app = meshgate_cp::router(store, meshgate_cp::ServerInfo::default(), config);
+    tracing::info!(store = %shown, api = %address, "control plane ready");
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            tracing::info!("stopping");
+        })
+        .await
+        .context("serving the API")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn store_passwords_are_not_shown() {
+        assert_eq!(super::redacted("postgres://kuma:s3cret@db:5432/kuma"), "postgres://kuma:***@db:5432/kuma");
+        assert_eq!(super::redacted("postgres://kuma@db/kuma"), "postgres://kuma@db/kuma");
+        assert_eq!(super::redacted("sqlite:./meshgate.db"), "sqlite:./meshgate.db");
+    }
+}
