@@ -71,8 +71,15 @@ const MAX_PAGE: usize = 1000;
 /// The largest resource body accepted.
 const MAX_BODY: usize = 4 << 20;
 
-/// The REST API over `store`; `GET /config` shows `config` (the control plane's settings, without credentials).
+/// The REST API over `store`, and the plan streams of its gateways (see [`crate::plans`]); `GET /config` shows
+/// `config` (the control plane's settings, without credentials). Starts computing plans: call it in a runtime.
 pub fn router(store: AnyStore, info: ServerInfo, config: Value) -> Router {
+    let plans = crate::plans::Distributor::start(store.clone(), meshgate_compile::Options::default());
+    let streams = Router::new()
+        .route("/meshgate/v1/plans/{mesh}/{name}", get(crate::plans::stream))
+        .route("/meshgate/v1/plans/{mesh}/{name}/ack", axum::routing::post(crate::plans::ack))
+        .route("/meshgate/v1/gateways", get(crate::plans::status))
+        .with_state(plans);
     Router::new()
         .route("/", get(index))
         .route("/config", get(show_config))
@@ -83,6 +90,7 @@ pub fn router(store: AnyStore, info: ServerInfo, config: Value) -> Router {
         .route("/{collection}", get(list_all_meshes))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(Api { store, info, config: std::sync::Arc::new(config) })
+        .merge(streams)
 }
 
 /// An error as Kuma's API writes it: a title, details, and for invalid resources one cause per violation.

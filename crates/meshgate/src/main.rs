@@ -3,6 +3,7 @@
 
 mod client;
 mod cp;
+mod dp;
 mod generate;
 mod inspect;
 mod run;
@@ -47,6 +48,10 @@ enum Command {
     ///
     /// Example: meshgate cp --store sqlite:/var/lib/meshgate/meshgate.db --api 127.0.0.1:5681
     Cp(cp::CpArgs),
+    /// Run a gateway fed by a control plane: register its Dataplane, receive its plan, keep serving the last one.
+    ///
+    /// Example: meshgate dp --cp http://cp:5681 --dataplane-file gateway-dp.yaml --state-dir /var/lib/meshgate-dp
+    Dp(dp::DpArgs),
     /// Create or update resources on a control plane from files (Meshes first), like `kumactl apply`.
     ///
     /// Example: meshgate apply -f examples/universal --dry-run
@@ -105,6 +110,7 @@ fn main() -> ExitCode {
         Command::Generate(GenerateCommand::TlsCertificate(args)) => generate::tls_certificate(&args),
         Command::Run(args) => run::run(args),
         Command::Cp(args) => cp::run(args),
+        Command::Dp(args) => dp::run(args),
         Command::Apply(args) => client::apply(&args),
         Command::Get(args) => client::get(&args),
         Command::Delete(args) => client::delete(&args),

@@ -23,6 +23,16 @@ pub struct RunArgs {
     /// A file or directory of Kuma resources (Universal or Kubernetes form; *.yaml / *.yml, hidden files ignored).
     #[arg(long, value_name = "PATH")]
     pub config: PathBuf,
+    /// Poll the configuration path instead of using file notifications.
+    #[arg(long)]
+    pub poll: bool,
+    #[command(flatten)]
+    pub dp: DataPlaneArgs,
+}
+
+/// The data plane's settings, shared by `meshgate run` and `meshgate dp`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DataPlaneArgs {
     /// Admin listener address (/ready, /health, /config, /metrics).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9901")]
     pub admin: SocketAddr,
@@ -62,9 +72,6 @@ pub struct RunArgs {
     /// The `server` header of every response.
     #[arg(long, value_name = "NAME", default_value = "meshgate")]
     pub server_name: String,
-    /// Poll the configuration path instead of using file notifications.
-    #[arg(long)]
-    pub poll: bool,
 }
 
 pub(crate) fn init_logging() {
@@ -78,17 +85,94 @@ pub(crate) fn init_logging() {
         .try_init();
 }
 
+impl DataPlaneArgs {
+    /// The runtime the data plane runs on: one worker thread per CPU unless `--workers` says otherwise.
+    pub fn runtime(&self) -> anyhow::Result<tokio::runtime::Runtime> {
+        let workers =
+            self.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .thread_name("meshgate-worker")
+            .enable_all()
+            .build()
+            .context("starting the runtime")
+    }
+
+    /// The edge timeouts on the command line are the values of each mesh's initial gateway timeout policy (Kuma's
+    /// `mesh-gateways-timeout-all-<mesh>`), which MeshTimeout policies override per listener and route.
+    pub fn compile_options(&self) -> meshgate_compile::Options {
+        meshgate_compile::Options {
+            initial_timeouts: meshgate_compile::policies::InitialTimeouts {
+                idle: Duration::from_secs(self.idle_timeout.max(1)),
+                request_headers: Duration::from_millis(self.header_timeout.max(1)),
+                stream_idle: Duration::from_millis(self.stream_idle_timeout.max(1)),
+                ..meshgate_compile::policies::InitialTimeouts::default()
+            },
+        }
+    }
+
+    /// Starts the data plane (nothing bound yet) and its admin listener.
+    pub async fn start(&self) -> anyhow::Result<(Arc<Proxy>, Arc<AdminState>)> {
+        let proxy = Arc::new(Proxy::new(
+            ProxySettings {
+                server_name: self.server_name.clone(),
+                request_timeout: Duration::from_millis(self.upstream_timeout.max(1)),
+                header_timeout: Duration::from_millis(self.header_timeout.max(1)),
+                idle_timeout: Duration::from_secs(self.idle_timeout.max(1)),
+                stream_idle_timeout: Duration::from_millis(self.stream_idle_timeout.max(1)),
+                connect_timeout: Duration::from_millis(self.connect_timeout.max(1)),
+                reject_underscore_headers: !self.allow_underscore_headers,
+                max_header_bytes: self.max_header_bytes.max(1024),
+                max_headers: self.max_headers.max(1),
+                max_uri_bytes: self.max_uri_bytes.max(16),
+            },
+            Duration::from_secs(self.drain_timeout),
+        ));
+        let admin_state =
+            Arc::new(AdminState { proxy: Arc::clone(&proxy), snapshot: std::sync::RwLock::new(Snapshot::default()) });
+        let admin_listener =
+            admin::bind(self.admin).await.with_context(|| format!("binding the admin listener on {}", self.admin))?;
+        let admin_addr = admin_listener.local_addr().unwrap_or(self.admin);
+        tokio::spawn(admin::serve(admin_listener, Arc::clone(&admin_state)));
+        tracing::info!(%admin_addr, "admin listening");
+        Ok((proxy, admin_state))
+    }
+}
+
 /// Runs the gateway until SIGTERM or SIGINT.
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     init_logging();
-    let workers = args.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .thread_name("meshgate-worker")
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
-    runtime.block_on(serve(args))
+    args.dp.runtime()?.block_on(serve(args))
+}
+
+/// Applies plans to the data plane and records them for the admin endpoints; returns the errors.
+pub(crate) async fn apply_plans(
+    plans: Vec<meshgate_plan::GatewayPlan>,
+    proxy: &Proxy,
+    admin: &AdminState,
+    rejections: Vec<config::Rejection>,
+    resources: usize,
+) -> Vec<String> {
+    for gw in &plans {
+        for d in &gw.diagnostics {
+            tracing::warn!(gateway = %gw.dataplane.name, "{}: {}", d.subject, d.message);
+        }
+    }
+    let report = proxy.apply(&plans).await;
+    for w in &report.warnings {
+        tracing::warn!("{w}");
+    }
+    for e in &report.errors {
+        tracing::error!("{e}");
+    }
+    if let Ok(mut snapshot) = admin.snapshot.write() {
+        snapshot.plans = plans;
+        snapshot.rejections = rejections;
+        snapshot.apply_errors = report.errors.clone();
+        snapshot.resources = resources;
+        snapshot.generation += 1;
+    }
+    report.errors
 }
 
 fn log_problems(problems: &[meshgate_api::load::Problem], previous_kept: bool) {
@@ -109,26 +193,7 @@ async fn apply(
 ) -> Vec<String> {
     let resources = state.resources();
     let plan = meshgate_compile::compile_with(&resources, &state.files, options);
-    for gw in &plan.gateways {
-        for d in &gw.diagnostics {
-            tracing::warn!(gateway = %gw.dataplane.name, "{}: {}", d.subject, d.message);
-        }
-    }
-    let report = proxy.apply(&plan.gateways).await;
-    for w in &report.warnings {
-        tracing::warn!("{w}");
-    }
-    for e in &report.errors {
-        tracing::error!("{e}");
-    }
-    if let Ok(mut snapshot) = admin.snapshot.write() {
-        snapshot.plans = plan.gateways;
-        snapshot.rejections = state.rejections.clone();
-        snapshot.apply_errors = report.errors.clone();
-        snapshot.resources = state.len();
-        snapshot.generation += 1;
-    }
-    report.errors
+    apply_plans(plan.gateways, proxy, admin, state.rejections.clone(), state.len()).await
 }
 
 async fn serve(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -145,38 +210,8 @@ async fn serve(args: RunArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::FAILURE);
     }
-    // The edge timeouts on the command line are the values of each mesh's initial gateway timeout policy (Kuma's
-    // `mesh-gateways-timeout-all-<mesh>`), which MeshTimeout policies override per listener and route.
-    let options = meshgate_compile::Options {
-        initial_timeouts: meshgate_compile::policies::InitialTimeouts {
-            idle: Duration::from_secs(args.idle_timeout.max(1)),
-            request_headers: Duration::from_millis(args.header_timeout.max(1)),
-            stream_idle: Duration::from_millis(args.stream_idle_timeout.max(1)),
-            ..meshgate_compile::policies::InitialTimeouts::default()
-        },
-    };
-    let proxy = Arc::new(Proxy::new(
-        ProxySettings {
-            server_name: args.server_name.clone(),
-            request_timeout: Duration::from_millis(args.upstream_timeout.max(1)),
-            header_timeout: Duration::from_millis(args.header_timeout.max(1)),
-            idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
-            stream_idle_timeout: Duration::from_millis(args.stream_idle_timeout.max(1)),
-            connect_timeout: Duration::from_millis(args.connect_timeout.max(1)),
-            reject_underscore_headers: !args.allow_underscore_headers,
-            max_header_bytes: args.max_header_bytes.max(1024),
-            max_headers: args.max_headers.max(1),
-            max_uri_bytes: args.max_uri_bytes.max(16),
-        },
-        Duration::from_secs(args.drain_timeout),
-    ));
-    let admin_state =
-        Arc::new(AdminState { proxy: Arc::clone(&proxy), snapshot: std::sync::RwLock::new(Snapshot::default()) });
-    let admin_listener =
-        admin::bind(args.admin).await.with_context(|| format!("binding the admin listener on {}", args.admin))?;
-    let admin_addr = admin_listener.local_addr().unwrap_or(args.admin);
-    tokio::spawn(admin::serve(admin_listener, Arc::clone(&admin_state)));
-    tracing::info!(%admin_addr, "admin listening");
+    let options = args.dp.compile_options();
+    let (proxy, admin_state) = args.dp.start().await?;
 
     let errors = apply(&state, &options, &proxy, &admin_state).await;
     if !errors.is_empty() {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{client, free_port};
+use crate::support::{Backend, client, eventually, free_port};
 
 /// A `meshgate cp` process.
 struct ControlPlane {
@@ -19,7 +19,11 @@ struct ControlPlane {
 
 impl ControlPlane {
     async fn start(store: &str, log: &Path) -> ControlPlane {
-        let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        ControlPlane::start_on(store, free_port(), log).await
+    }
+
+    async fn start_on(store: &str, port: u16, log: &Path) -> ControlPlane {
+        let api: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_meshgate"))
             .args(["cp", "--store", store, "--api", &api.to_string()])
             .env("RUST_LOG", "info")
@@ -163,4 +167,192 @@ async fn two_control_planes_share_one_postgresql() {
     assert_eq!(gw["conf"]["listeners"][0]["port"], 8080);
     assert!(b.cli(&["delete", "meshgateway", &name]).status.success());
     assert_eq!(a.get_json(&format!("/meshes/default/meshgateways/{name}")).await.0, 404);
+
+    // A gateway connected to replica B gets, within a second, a change written through replica A.
+    let (x, y) = (Backend::start("x").await, Backend::start("y").await);
+    let port = free_port();
+    let route = |service: &str| {
+        format!(
+            "type: MeshGatewayRoute\nmesh: default\nname: {name}\nselectors:\n- match:\n    kuma.io/service: {name}\nconf:\n  http:\n    rules:\n    - matches: [{{path: {{match: PREFIX, value: /}}}}]\n      backends: [{{destination: {{kuma.io/service: {name}-{service}}}}}]\n"
+        )
+    };
+    std::fs::write(
+        &file,
+        format!(
+            "type: MeshGateway\nmesh: default\nname: {name}\nselectors:\n- match:\n    kuma.io/service: {name}\nconf:\n  listeners:\n  - port: {port}\n    protocol: HTTP\n{}\n{}\n---\n{}",
+            crate::support::backend_yaml(&format!("{name}-x-1"), &format!("{name}-x"), x.port(), ""),
+            crate::support::backend_yaml(&format!("{name}-y-1"), &format!("{name}-y"), y.port(), ""),
+            route("x"),
+        ),
+    )
+    .unwrap();
+    assert!(a.cli(&["apply", "-f", file.to_str().unwrap()]).status.success());
+    let dp_file = dir.path().join("dp.yaml");
+    std::fs::write(
+        &dp_file,
+        format!("type: Dataplane\nmesh: default\nname: {name}-gw\nnetworking:\n  address: 127.0.0.1\n  gateway:\n    type: BUILTIN\n    tags:\n      kuma.io/service: {name}\n"),
+    )
+    .unwrap();
+    let _dp = DataPlane::start(b.api, &dp_file, &dir.path().join("state"), &dir.path().join("dp.log")).await;
+    eventually(Duration::from_secs(10), "traffic through the gateway", || async {
+        backend_at("127.0.0.1", port).await == "x"
+    })
+    .await;
+    let route_file = dir.path().join("route.yaml");
+    std::fs::write(&route_file, route("y")).unwrap();
+    assert!(a.cli(&["apply", "-f", route_file.to_str().unwrap()]).status.success());
+    eventually(Duration::from_secs(1), "replica A's change on replica B's gateway", || async {
+        backend_at("127.0.0.1", port).await == "y"
+    })
+    .await;
+}
+
+/// A `meshgate dp` process.
+struct DataPlane {
+    child: Child,
+    admin: SocketAddr,
+    log: PathBuf,
+}
+
+impl DataPlane {
+    async fn start(cp: SocketAddr, dataplane_file: &Path, state_dir: &Path, log: &Path) -> DataPlane {
+        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_meshgate"))
+            .args(["dp", "--cp", &format!("http://{cp}"), "--dataplane-file", dataplane_file.to_str().unwrap()])
+            .args(["--state-dir", state_dir.to_str().unwrap(), "--admin", &admin.to_string(), "--workers", "1"])
+            .args(["--drain-timeout", "1"])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap())
+            .spawn()
+            .unwrap();
+        let dp = DataPlane { child, admin, log: log.to_path_buf() };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(r) = client().get(format!("http://{admin}/ready")).send().await
+                && r.status() == 200
+            {
+                return dp;
+            }
+            assert!(Instant::now() < deadline, "dp not ready; log:\n{}", dp.log());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for DataPlane {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Which backend answers `/` on a gateway address (empty when none does).
+async fn backend_at(ip: &str, port: u16) -> String {
+    match client().get(format!("http://{ip}:{port}/")).header("host", "shop.example.com").send().await {
+        Ok(r) if r.status() == 200 => {
+            let v: Value = serde_json::from_str(&r.text().await.unwrap_or_default()).unwrap_or(Value::Null);
+            v["backend"].as_str().unwrap_or_default().to_owned()
+        }
+        _ => String::new(),
+    }
+}
+
+fn route_to(service: &str) -> String {
+    format!(
+        "type: MeshGatewayRoute\nmesh: default\nname: shop\nselectors:\n- match:\n    kuma.io/service: gw\nconf:\n  http:\n    rules:\n    - matches: [{{path: {{match: PREFIX, value: /}}}}]\n      backends: [{{destination: {{kuma.io/service: {service}}}}}]\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateways_follow_the_control_plane_and_outlive_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    let store = format!("sqlite:{}", path("meshgate.db").display());
+    let cp_port = free_port();
+    let cp = ControlPlane::start_on(&store, cp_port, &path("cp.log")).await;
+    let (a, b) = (Backend::start("a").await, Backend::start("b").await);
+    let port = free_port();
+    std::fs::write(
+        path("resources.yaml"),
+        format!(
+            "type: MeshGateway\nmesh: default\nname: gw\nselectors:\n- match:\n    kuma.io/service: gw\nconf:\n  listeners:\n  - port: {port}\n    protocol: HTTP\n{}\n{}\n---\n{}",
+            crate::support::backend_yaml("a-1", "a", a.port(), ""),
+            crate::support::backend_yaml("b-1", "b", b.port(), ""),
+            route_to("a"),
+        ),
+    )
+    .unwrap();
+    let applied = cp.cli(&["apply", "-f", path("resources.yaml").to_str().unwrap()]);
+    assert!(applied.status.success(), "{}", text(&applied.stderr));
+    for (name, ip) in [("gw-1", "127.0.0.1"), ("gw-2", "127.0.0.2")] {
+        std::fs::write(
+            path(&format!("{name}.yaml")),
+            format!("type: Dataplane\nmesh: default\nname: {name}\nnetworking:\n  address: {ip}\n  gateway:\n    type: BUILTIN\n    tags:\n      kuma.io/service: gw\n"),
+        )
+        .unwrap();
+    }
+    let dp1 = DataPlane::start(cp.api, &path("gw-1.yaml"), &path("state-1"), &path("dp-1.log")).await;
+    let mut dp2 = DataPlane::start(cp.api, &path("gw-2.yaml"), &path("state-2"), &path("dp-2.log")).await;
+    for ip in ["127.0.0.1", "127.0.0.2"] {
+        eventually(Duration::from_secs(10), "traffic through both gateways", || async move {
+            backend_at(ip, port).await == "a"
+        })
+        .await;
+    }
+    // Both Dataplanes were registered, and the control plane knows which plan each runs.
+    assert_eq!(cp.get_json("/meshes/default/dataplanes/gw-2").await.0, 200);
+    let status = cp.get_json("/meshgate/v1/gateways").await.1;
+    let gateways = status.as_array().unwrap();
+    assert_eq!(gateways.len(), 2, "{status}");
+    for g in gateways {
+        assert_eq!(g["connected"], 1, "{status}");
+        assert_eq!(g["ackedVersion"], g["planVersion"], "{status}");
+    }
+
+    // A route change reaches both gateways within a second.
+    std::fs::write(path("route.yaml"), route_to("b")).unwrap();
+    assert!(cp.cli(&["apply", "-f", path("route.yaml").to_str().unwrap()]).status.success());
+    let changed = Instant::now();
+    for ip in ["127.0.0.1", "127.0.0.2"] {
+        eventually(Duration::from_secs(1), "the change on both gateways", || async move {
+            backend_at(ip, port).await == "b"
+        })
+        .await;
+    }
+    assert!(changed.elapsed() < Duration::from_secs(1));
+
+    // The control plane goes away: traffic goes on, and a gateway restarted meanwhile serves its kept plan.
+    drop(cp);
+    assert_eq!(backend_at("127.0.0.1", port).await, "b");
+    drop(dp2);
+    dp2 = DataPlane::start(
+        format!("127.0.0.1:{cp_port}").parse().unwrap(),
+        &path("gw-2.yaml"),
+        &path("state-2"),
+        &path("dp-2.log"),
+    )
+    .await;
+    assert_eq!(backend_at("127.0.0.2", port).await, "b", "{}", dp2.log());
+    assert!(dp2.log().contains("serving the plan kept from the last run"), "{}", dp2.log());
+    let config: Value = serde_json::from_str(
+        &client().get(format!("http://{}/config", dp2.admin)).send().await.unwrap().text().await.unwrap(),
+    )
+    .unwrap();
+    assert_eq!(config["plans"][0]["dataplane"]["name"], "gw-2");
+
+    // The control plane comes back (same store, same address): the next change reaches both.
+    let cp = ControlPlane::start_on(&store, cp_port, &path("cp-2.log")).await;
+    assert!(cp.cli(&["apply", "-f", path("resources.yaml").to_str().unwrap()]).status.success());
+    for ip in ["127.0.0.1", "127.0.0.2"] {
+        eventually(Duration::from_secs(20), "the change after the control plane's return", || async move {
+            backend_at(ip, port).await == "a"
+        })
+        .await;
+    }
+    assert!(dp1.log().contains("control plane unreachable"), "{}", dp1.log());
 }

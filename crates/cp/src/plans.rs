@@ -1,0 +1,273 @@
+//! Plan distribution: the control plane compiles every builtin gateway's plan from the store whenever the store
+//! changes, and pushes each gateway its own plan over a long-lived HTTP stream.
+//!
+//! | Request | Answer |
+//! |---|---|
+//! | `GET /meshgate/v1/plans/{mesh}/{dataplane}[?known=V]` | a stream of JSON lines `{"version", "plan"}`: the current plan (unless it is `V`), then each new one; an empty line every [`HEARTBEAT`] |
+//! | `POST /meshgate/v1/plans/{mesh}/{dataplane}/ack` `{"version"}` | the gateway applied that version |
+//! | `GET /meshgate/v1/gateways` | every gateway known: the version sent, the version acknowledged, open streams |
+//!
+//! A plan's version is a hash of its JSON: an unchanged plan keeps its version and is not sent again, and every
+//! replica of the control plane gives the same plan the same version.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use meshgate_api::UnknownFields;
+use meshgate_api::load::decode_text;
+use meshgate_plan::{GatewayPlan, ObjectRef};
+use meshgate_store::{AnyStore, Event, ResourceStore};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, watch};
+
+/// How often an idle stream carries an empty line, so that a gateway notices a dead control plane.
+pub const HEARTBEAT: Duration = Duration::from_secs(10);
+/// How long changes are gathered before plans are rebuilt (a `meshgate apply` is a burst of writes).
+const SETTLE: Duration = Duration::from_millis(50);
+
+/// One plan as sent: its version and the JSON line.
+#[derive(Debug)]
+struct Versioned {
+    version: String,
+    line: Bytes,
+}
+
+/// What one gateway's line on the stream holds.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PlanMessage {
+    /// The plan's version.
+    pub version: String,
+    /// The plan.
+    pub plan: GatewayPlan,
+}
+
+#[derive(Debug)]
+struct Gateway {
+    plan: watch::Sender<Option<Arc<Versioned>>>,
+    acked: Option<String>,
+    acked_at: Option<String>,
+    streams: usize,
+}
+
+impl Gateway {
+    fn new() -> Gateway {
+        Gateway { plan: watch::channel(None).0, acked: None, acked_at: None, streams: 0 }
+    }
+}
+
+/// Computes plans and hands them to the gateways' streams; clones share it.
+#[derive(Debug, Clone)]
+pub struct Distributor {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: AnyStore,
+    options: meshgate_compile::Options,
+    gateways: Mutex<BTreeMap<ObjectRef, Gateway>>,
+}
+
+/// FNV-1a: a stable 64-bit hash of a plan's JSON, the same in every process.
+fn fingerprint(bytes: &[u8]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+impl Distributor {
+    /// Starts computing plans from `store`, now and after every change.
+    pub fn start(store: AnyStore, options: meshgate_compile::Options) -> Distributor {
+        let d = Distributor { inner: Arc::new(Inner { store, options, gateways: Mutex::new(BTreeMap::new()) }) };
+        let worker = d.clone();
+        let feed = d.inner.store.watch();
+        tokio::spawn(async move { worker.run(feed).await });
+        d
+    }
+
+    fn gateways(&self) -> MutexGuard<'_, BTreeMap<ObjectRef, Gateway>> {
+        self.inner.gateways.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    async fn run(self, mut feed: broadcast::Receiver<Event>) {
+        loop {
+            self.rebuild().await;
+            // Wait for a change (a lagging feed or a resync means: rebuild from everything, which is what we do).
+            match feed.recv().await {
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+            tokio::time::sleep(SETTLE).await;
+            while let Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) = feed.try_recv() {}
+        }
+    }
+
+    /// Compiles every gateway's plan from the store and publishes the ones that changed.
+    async fn rebuild(&self) {
+        let stored = match self.inner.store.all().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "reading the store to build plans");
+                return;
+            }
+        };
+        let mut resources = Vec::with_capacity(stored.len());
+        for s in &stored {
+            let source = std::path::PathBuf::from(format!("store:{}", s.key));
+            let outcome = decode_text(&source, &s.spec.to_string(), UnknownFields::Ignore);
+            for p in &outcome.problems {
+                tracing::warn!("stored resource left out of plans: {p}");
+            }
+            resources.extend(outcome.loaded.into_iter().map(|l| l.decoded.resource));
+        }
+        let plan = meshgate_compile::compile_with(&resources, &meshgate_compile::Files::new(), &self.inner.options);
+        let mut gateways = self.gateways();
+        let mut present = std::collections::BTreeSet::new();
+        for gw in plan.gateways {
+            let key = gw.dataplane.clone();
+            present.insert(key.clone());
+            let version = match serde_json::to_vec(&gw) {
+                Ok(json) => fingerprint(&json),
+                Err(e) => {
+                    tracing::error!(error = %e, "serializing a plan");
+                    continue;
+                }
+            };
+            let entry = gateways.entry(key.clone()).or_insert_with(Gateway::new);
+            if entry.plan.borrow().as_ref().is_some_and(|p| p.version == version) {
+                continue;
+            }
+            let mut line = match serde_json::to_vec(&PlanMessage { version: version.clone(), plan: gw }) {
+                Ok(l) => l,
+                Err(_) => continue,
+            };
+            line.push(b'\n');
+            tracing::info!(dataplane = %format!("{}/{}", key.mesh, key.name), %version, "plan updated");
+            entry.plan.send_replace(Some(Arc::new(Versioned { version, line: Bytes::from(line) })));
+        }
+        // A Dataplane that is gone: its gateways keep their last plan until it comes back; nothing new is sent.
+        for (key, gw) in gateways.iter_mut() {
+            if !present.contains(key) && gw.plan.borrow().is_some() {
+                tracing::info!(dataplane = %format!("{}/{}", key.mesh, key.name), "no builtin gateway Dataplane any more");
+            }
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct StreamQuery {
+    known: Option<String>,
+}
+
+/// Counts a stream while it is open.
+struct Open {
+    d: Distributor,
+    key: ObjectRef,
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        if let Some(gw) = self.d.gateways().get_mut(&self.key) {
+            gw.streams = gw.streams.saturating_sub(1);
+        }
+    }
+}
+
+pub(crate) async fn stream(
+    State(d): State<Distributor>,
+    UrlPath((mesh, name)): UrlPath<(String, String)>,
+    Query(query): Query<StreamQuery>,
+) -> Response {
+    let key = ObjectRef { mesh, name };
+    let mut rx = {
+        let mut gateways = d.gateways();
+        let gw = gateways.entry(key.clone()).or_insert_with(Gateway::new);
+        gw.streams += 1;
+        gw.plan.subscribe()
+    };
+    tracing::info!(dataplane = %format!("{}/{}", key.mesh, key.name), "gateway connected");
+    // The current plan is sent at once unless the gateway already runs it.
+    let current = rx.borrow_and_update().clone();
+    let first = current.filter(|p| query.known.as_deref() != Some(p.version.as_str())).map(|p| p.line.clone());
+    let open = Open { d, key };
+    let state = (rx, first, open);
+    let body = futures_util::stream::unfold(state, |(mut rx, first, open)| async move {
+        if let Some(line) = first {
+            return Some((Ok::<Bytes, std::convert::Infallible>(line), (rx, None, open)));
+        }
+        match tokio::time::timeout(HEARTBEAT, rx.changed()).await {
+            Err(_) => Some((Ok(Bytes::from_static(b"\n")), (rx, None, open))),
+            Ok(Err(_)) => None,
+            Ok(Ok(())) => {
+                let line =
+                    rx.borrow_and_update().as_ref().map_or_else(|| Bytes::from_static(b"\n"), |p| p.line.clone());
+                Some((Ok(line), (rx, None, open)))
+            }
+        }
+    });
+    ([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(body)).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct Ack {
+    version: String,
+}
+
+pub(crate) async fn ack(
+    State(d): State<Distributor>,
+    UrlPath((mesh, name)): UrlPath<(String, String)>,
+    Json(ack): Json<Ack>,
+) -> StatusCode {
+    let key = ObjectRef { mesh, name };
+    tracing::info!(dataplane = %format!("{}/{}", key.mesh, key.name), version = %ack.version, "plan applied by gateway");
+    let mut gateways = d.gateways();
+    let gw = gateways.entry(key).or_insert_with(Gateway::new);
+    gw.acked = Some(ack.version);
+    gw.acked_at = Some(
+        time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+    );
+    StatusCode::NO_CONTENT
+}
+
+/// What `GET /meshgate/v1/gateways` says about one gateway.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayStatus {
+    /// The mesh.
+    pub mesh: String,
+    /// The builtin-gateway Dataplane.
+    pub name: String,
+    /// The version of its current plan.
+    pub plan_version: Option<String>,
+    /// The version it last said it applied.
+    pub acked_version: Option<String>,
+    /// When.
+    pub acked_at: Option<String>,
+    /// Open plan streams (gateway processes connected).
+    pub connected: usize,
+}
+
+pub(crate) async fn status(State(d): State<Distributor>) -> Json<Vec<GatewayStatus>> {
+    Json(
+        d.gateways()
+            .iter()
+            .map(|(k, g)| GatewayStatus {
+                mesh: k.mesh.clone(),
+                name: k.name.clone(),
+                plan_version: g.plan.borrow().as_ref().map(|p| p.version.clone()),
+                acked_version: g.acked.clone(),
+                acked_at: g.acked_at.clone(),
+                connected: g.streams,
+            })
+            .collect(),
+    )
+}
