@@ -13,5 +13,5 @@
 pub mod plans;
 pub mod rest;
 
-pub use plans::{Distributor, GatewayStatus, PlanMessage};
+pub use plans::{BoundPlan, Distributor, GatewayStatus, PlanMessage};
 pub use rest::{ServerInfo, router};

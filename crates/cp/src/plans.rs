@@ -6,6 +6,7 @@
 //! | `GET /meshgate/v1/plans/{mesh}/{dataplane}[?known=V]` | a stream of JSON lines `{"version", "plan"}`: the current plan (unless it is `V`), then each new one; an empty line every [`HEARTBEAT`] |
 //! | `POST /meshgate/v1/plans/{mesh}/{dataplane}/ack` `{"version"}` | the gateway applied that version |
 //! | `GET /meshgate/v1/gateways` | every gateway known: the version sent, the version acknowledged, open streams |
+//! | `GET /meshgate/v1/meshgateways/{mesh}/{name}/plans` | the plans of the Dataplanes bound to a MeshGateway (private keys redacted), with their status |
 //!
 //! A plan's version is a hash of its JSON: an unchanged plan keeps its version and is not sent again, and every
 //! replica of the control plane gives the same plan the same version.
@@ -36,6 +37,8 @@ const SETTLE: Duration = Duration::from_millis(50);
 struct Versioned {
     version: String,
     line: Bytes,
+    /// The plan, for `inspect` (shown redacted).
+    plan: Arc<GatewayPlan>,
 }
 
 /// What one gateway's line on the stream holds.
@@ -146,13 +149,14 @@ impl Distributor {
             if entry.plan.borrow().as_ref().is_some_and(|p| p.version == version) {
                 continue;
             }
-            let mut line = match serde_json::to_vec(&PlanMessage { version: version.clone(), plan: gw }) {
+            let mut line = match serde_json::to_vec(&PlanMessage { version: version.clone(), plan: gw.clone() }) {
                 Ok(l) => l,
                 Err(_) => continue,
             };
             line.push(b'\n');
             tracing::info!(dataplane = %format!("{}/{}", key.mesh, key.name), %version, "plan updated");
-            entry.plan.send_replace(Some(Arc::new(Versioned { version, line: Bytes::from(line) })));
+            let plan = Arc::new(gw);
+            entry.plan.send_replace(Some(Arc::new(Versioned { version, line: Bytes::from(line), plan })));
         }
         // A Dataplane that is gone: its gateways keep their last plan until it comes back; nothing new is sent.
         for (key, gw) in gateways.iter_mut() {
@@ -267,6 +271,44 @@ pub(crate) async fn status(State(d): State<Distributor>) -> Json<Vec<GatewayStat
                 acked_version: g.acked.clone(),
                 acked_at: g.acked_at.clone(),
                 connected: g.streams,
+            })
+            .collect(),
+    )
+}
+
+/// What `GET /meshgate/v1/meshgateways/{mesh}/{name}/plans` says about one bound Dataplane.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BoundPlan {
+    /// Its version and acknowledgement.
+    #[serde(flatten)]
+    pub status: GatewayStatus,
+    /// The plan, private keys redacted.
+    pub plan: GatewayPlan,
+}
+
+pub(crate) async fn bound(
+    State(d): State<Distributor>,
+    UrlPath((mesh, name)): UrlPath<(String, String)>,
+) -> Json<Vec<BoundPlan>> {
+    let gateways = d.gateways();
+    Json(
+        gateways
+            .iter()
+            .filter_map(|(k, g)| {
+                let current = g.plan.borrow().clone()?;
+                let bound = current.plan.gateway.as_ref().is_some_and(|r| r.mesh == mesh && r.name == name);
+                bound.then(|| BoundPlan {
+                    status: GatewayStatus {
+                        mesh: k.mesh.clone(),
+                        name: k.name.clone(),
+                        plan_version: Some(current.version.clone()),
+                        acked_version: g.acked.clone(),
+                        acked_at: g.acked_at.clone(),
+                        connected: g.streams,
+                    },
+                    plan: current.plan.redacted(),
+                })
             })
             .collect(),
     )

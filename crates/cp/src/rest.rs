@@ -44,6 +44,8 @@ pub struct ServerInfo {
     pub tagline: String,
     /// The host it runs on.
     pub hostname: String,
+    /// This process.
+    pub instance_id: String,
 }
 
 impl Default for ServerInfo {
@@ -52,8 +54,9 @@ impl Default for ServerInfo {
             product: "meshgate".to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             based_on_kuma: "2.14.3".to_owned(),
-            tagline: "Kuma's builtin gateway, standalone".to_owned(),
+            tagline: "meshgate".to_owned(),
             hostname: std::env::var("HOSTNAME").unwrap_or_default(),
+            instance_id: format!("{}-{}", std::env::var("HOSTNAME").unwrap_or_default(), std::process::id()),
         }
     }
 }
@@ -79,6 +82,7 @@ pub fn router(store: AnyStore, info: ServerInfo, config: Value) -> Router {
         .route("/meshgate/v1/plans/{mesh}/{name}", get(crate::plans::stream))
         .route("/meshgate/v1/plans/{mesh}/{name}/ack", axum::routing::post(crate::plans::ack))
         .route("/meshgate/v1/gateways", get(crate::plans::status))
+        .route("/meshgate/v1/meshgateways/{mesh}/{name}/plans", get(crate::plans::bound))
         .with_state(plans);
     Router::new()
         .route("/", get(index))
@@ -93,18 +97,14 @@ pub fn router(store: AnyStore, info: ServerInfo, config: Value) -> Router {
         .merge(streams)
 }
 
-/// An error as Kuma's API writes it: a title, details, and for invalid resources one cause per violation.
-#[derive(Debug, Serialize)]
+/// An error as Kuma's API (2.x) writes it: RFC 7807 fields (`type`, `status`, `title`, `detail`,
+/// `invalid_parameters`) and, for older clients, the same again as `details` and `causes`.
+#[derive(Debug)]
 pub struct RestError {
-    #[serde(skip)]
     status: StatusCode,
-    /// What failed.
-    pub title: String,
-    /// Why.
-    pub details: String,
-    /// The violations, field by field.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub causes: Vec<Cause>,
+    title: String,
+    detail: String,
+    causes: Vec<Cause>,
 }
 
 /// One violation.
@@ -117,15 +117,15 @@ pub struct Cause {
 }
 
 impl RestError {
-    fn new(status: StatusCode, title: &str, details: impl Into<String>) -> RestError {
-        RestError { status, title: title.to_owned(), details: details.into(), causes: Vec::new() }
+    fn new(status: StatusCode, title: &str, detail: impl Into<String>) -> RestError {
+        RestError { status, title: title.to_owned(), detail: detail.into(), causes: Vec::new() }
     }
 
     fn invalid(causes: Vec<Cause>) -> RestError {
         RestError {
             status: StatusCode::BAD_REQUEST,
             title: "Could not process a resource".to_owned(),
-            details: "Resource is not valid".to_owned(),
+            detail: "Resource is not valid".to_owned(),
             causes,
         }
     }
@@ -134,27 +134,53 @@ impl RestError {
         RestError::invalid(vec![Cause { field: field.to_owned(), message: message.into() }])
     }
 
-    fn not_found() -> RestError {
-        RestError::new(StatusCode::NOT_FOUND, "Could not find a resource", "Not found")
+    fn not_found(title: &str) -> RestError {
+        RestError::new(StatusCode::NOT_FOUND, title, "Not found")
+    }
+
+    /// The same error under another title (what the request was doing).
+    fn titled(mut self, title: &str) -> RestError {
+        if self.status == StatusCode::NOT_FOUND {
+            title.clone_into(&mut self.title);
+        }
+        self
+    }
+
+    fn body(&self) -> Value {
+        let mut body = json!({
+            "type": "/std-errors",
+            "status": self.status.as_u16(),
+            "title": self.title,
+            "detail": self.detail,
+        });
+        if !self.causes.is_empty() {
+            body["invalid_parameters"] =
+                self.causes.iter().map(|c| json!({"field": c.field, "reason": c.message})).collect();
+        }
+        body["details"] = self.detail.clone().into();
+        if !self.causes.is_empty() {
+            body["causes"] = self.causes.iter().map(|c| json!({"field": c.field, "message": c.message})).collect();
+        }
+        body
     }
 }
 
 impl IntoResponse for RestError {
     fn into_response(self) -> Response {
-        (self.status, Json(&self)).into_response()
+        (self.status, Json(self.body())).into_response()
     }
 }
 
 impl From<StoreError> for RestError {
     fn from(e: StoreError) -> RestError {
         match e {
-            StoreError::NotFound(_) => RestError::not_found(),
+            StoreError::NotFound(_) => RestError::not_found("Could not retrieve a resource"),
             StoreError::Conflict { .. } | StoreError::AlreadyExists(_) => {
                 RestError::new(StatusCode::CONFLICT, "Conflict", e.to_string())
             }
             other => {
                 tracing::error!(error = %other, "store failure");
-                RestError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", "the store failed")
+                RestError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", "Internal Server Error")
             }
         }
     }
@@ -170,9 +196,9 @@ async fn show_config(State(api): State<Api>) -> Json<Value> {
 
 /// The kind of a collection in the URL.
 fn kind_of(collection: &str) -> Result<Kind, RestError> {
-    Kind::from_collection(collection).filter(|k| *k != Kind::Mesh).ok_or_else(|| {
-        RestError::new(StatusCode::NOT_FOUND, "Could not find a resource", format!("unknown type {collection:?}"))
-    })
+    Kind::from_collection(collection)
+        .filter(|k| *k != Kind::Mesh)
+        .ok_or_else(|| RestError::new(StatusCode::NOT_FOUND, "Not Found", "Page Not Found"))
 }
 
 #[derive(Debug, Deserialize)]
@@ -184,9 +210,15 @@ struct PageQuery {
 impl PageQuery {
     fn range(&self) -> Result<Range, RestError> {
         let size = self.size.unwrap_or(DEFAULT_PAGE);
-        if size == 0 || size > MAX_PAGE {
-            return Err(RestError::bad("size", format!("must be between 1 and {MAX_PAGE}")));
+        if size > MAX_PAGE {
+            let reason = format!("invalid page size of {size}. Maximum page size is {MAX_PAGE}");
+            return Err(RestError {
+                title: "Bad Request".to_owned(),
+                detail: "Invalid page size".to_owned(),
+                ..RestError::bad("size", reason)
+            });
         }
+        let size = if size == 0 { DEFAULT_PAGE } else { size };
         Ok(Range { offset: self.offset.unwrap_or(0), size })
     }
 }
@@ -224,13 +256,16 @@ fn if_match(headers: &HeaderMap) -> Result<Option<u64>, RestError> {
 async fn list(
     api: &Api,
     uri: &axum::http::Uri,
+    headers: &HeaderMap,
     kind: Kind,
     mesh: Option<&str>,
     query: &PageQuery,
 ) -> Result<Json<Value>, RestError> {
     let range = query.range()?;
     let page = api.store.list(kind.name(), mesh, range).await?;
-    let next = page.next.map(|offset| format!("{}?offset={offset}&size={}", uri.path(), range.size));
+    // Kuma's next link: the request's own URL with the next offset.
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let next = page.next.map(|offset| format!("http://{host}{}?offset={offset}&size={}", uri.path(), range.size));
     Ok(Json(json!({
         "total": page.total,
         "items": page.items.iter().map(|s| shown(s, true)).collect::<Vec<_>>(),
@@ -241,33 +276,36 @@ async fn list(
 async fn list_meshes(
     State(api): State<Api>,
     uri: axum::http::Uri,
+    headers: HeaderMap,
     Query(query): Query<PageQuery>,
 ) -> Result<Json<Value>, RestError> {
-    list(&api, &uri, Kind::Mesh, None, &query).await
+    list(&api, &uri, &headers, Kind::Mesh, None, &query).await
 }
 
 async fn list_all_meshes(
     State(api): State<Api>,
     uri: axum::http::Uri,
+    headers: HeaderMap,
     UrlPath(collection): UrlPath<String>,
     Query(query): Query<PageQuery>,
 ) -> Result<Json<Value>, RestError> {
     let kind = kind_of(&collection)?;
-    list(&api, &uri, kind, None, &query).await
+    list(&api, &uri, &headers, kind, None, &query).await
 }
 
 async fn list_in_mesh(
     State(api): State<Api>,
     uri: axum::http::Uri,
+    headers: HeaderMap,
     UrlPath((mesh, collection)): UrlPath<(String, String)>,
     Query(query): Query<PageQuery>,
 ) -> Result<Json<Value>, RestError> {
     let kind = kind_of(&collection)?;
-    list(&api, &uri, kind, Some(&mesh), &query).await
+    list(&api, &uri, &headers, kind, Some(&mesh), &query).await
 }
 
 async fn get_key(api: &Api, key: Key) -> Result<Response, RestError> {
-    let stored = api.store.get(&key).await?.ok_or_else(RestError::not_found)?;
+    let stored = api.store.get(&key).await?.ok_or_else(|| RestError::not_found("Could not retrieve a resource"))?;
     let mut resp = Json(shown(&stored, false)).into_response();
     resp.headers_mut().insert(header::ETAG, etag(stored.version));
     Ok(resp)
@@ -291,6 +329,16 @@ fn decode_body(kind: Kind, mesh: Option<&str>, name: &str, body: &[u8]) -> Resul
     let text = std::str::from_utf8(body).map_err(|_| RestError::bad("", "the body is not UTF-8 text"))?;
     let source = Path::new("<request body>");
     let outcome = decode_text(source, text, UnknownFields::Deny);
+    if outcome.loaded.is_empty()
+        && let Some(p) = outcome.problems.iter().find(|p| p.path.is_none())
+    {
+        // Not a document at all (Kuma: `invalid <Type> object: "<parser error>"`).
+        return Err(RestError::new(
+            StatusCode::BAD_REQUEST,
+            "Bad Request",
+            format!("invalid {} object: {:?}", kind.name(), p.message),
+        ));
+    }
     if !outcome.problems.is_empty() {
         return Err(RestError::invalid(
             outcome
@@ -308,10 +356,7 @@ fn decode_body(kind: Kind, mesh: Option<&str>, name: &str, body: &[u8]) -> Resul
     };
     let resource = loaded.resource();
     if resource.kind() != kind {
-        return Err(RestError::bad(
-            "type",
-            format!("type from the body ({}) does not match the URL ({})", resource.kind().name(), kind.name()),
-        ));
+        return Err(RestError::bad("type", "type from the URL has to be the same as in body"));
     }
     if resource.meta.name != name {
         return Err(RestError::bad("name", "name from the URL has to be the same as in body"));
@@ -372,7 +417,11 @@ async fn put_key(
     if let Some(mesh) = mesh
         && api.store.get(&Key::new(Kind::Mesh.name(), "", mesh)).await?.is_none()
     {
-        return Err(RestError::bad("mesh", format!("mesh of name {mesh} is not found")));
+        return Err(RestError::new(
+            StatusCode::NOT_FOUND,
+            "Could not process a resource",
+            format!("mesh of name {mesh} is not found"),
+        ));
     }
     let expect = match if_match(headers)? {
         Some(v) => Expect::Version(v),
@@ -424,7 +473,10 @@ async fn put_one(
 }
 
 async fn delete_key(api: &Api, key: Key, headers: &HeaderMap) -> Result<Response, RestError> {
-    api.store.delete(&key, if_match(headers)?).await?;
+    api.store
+        .delete(&key, if_match(headers)?)
+        .await
+        .map_err(|e| RestError::from(e).titled("Could not delete a resource"))?;
     tracing::info!(resource = %key, "resource deleted");
     Ok(Json(json!({})).into_response())
 }

@@ -11,9 +11,10 @@ use serde_json::Value;
 /// Where the control plane is.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Target {
-    /// The control plane's API address.
-    #[arg(long = "cp", value_name = "URL", env = "MESHGATE_CP", default_value = "http://127.0.0.1:5681")]
-    pub cp: String,
+    /// The control plane's API address [default: the one in use (`meshgate config control-planes`), else
+    /// http://127.0.0.1:5681].
+    #[arg(long = "cp", value_name = "URL", env = "MESHGATE_CP")]
+    pub cp: Option<String>,
 }
 
 /// How `get` prints.
@@ -113,7 +114,8 @@ impl Cp {
             .timeout(std::time::Duration::from_secs(30))
             .build()
             .context("building the HTTP client")?;
-        Ok(Cp { base: target.cp.trim_end_matches('/').to_owned(), http })
+        let base = crate::cliconfig::resolve(target.cp.as_deref())?;
+        Ok(Cp { base: base.trim_end_matches('/').to_owned(), http })
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<(reqwest::StatusCode, Value)> {
@@ -280,6 +282,45 @@ fn print_items(kind: Kind, items: &[Value], output: Output, single: bool) -> any
         }
     }
     Ok(())
+}
+
+/// `meshgate inspect meshgateway NAME` against a control plane: the plans of the bound Dataplanes, and which
+/// version each gateway runs.
+pub fn inspect_meshgateway(
+    target: &Target,
+    mesh: &str,
+    name: &str,
+    output: crate::inspect::Output,
+) -> anyhow::Result<ExitCode> {
+    let cp = Cp::new(target)?;
+    block_on(async {
+        let (status, body) = cp.get(&format!("/meshgate/v1/meshgateways/{mesh}/{name}/plans")).await?;
+        if !status.is_success() {
+            bail!("{}", explain(status, &body));
+        }
+        let bound: Vec<meshgate_cp::BoundPlan> =
+            serde_json::from_value(body.clone()).context("an unreadable answer from the control plane")?;
+        if bound.is_empty() {
+            bail!("no Dataplane is bound to MeshGateway {mesh}/{name}");
+        }
+        match output {
+            crate::inspect::Output::Json => say(&serde_json::to_string_pretty(&body)?),
+            crate::inspect::Output::Text => {
+                for b in &bound {
+                    let s = &b.status;
+                    let running = match (&s.acked_version, &s.plan_version) {
+                        (Some(a), Some(p)) if a == p => format!("runs plan {p}"),
+                        (Some(a), Some(p)) => format!("runs plan {a}; plan {p} not applied yet"),
+                        (None, Some(p)) => format!("has not applied plan {p}"),
+                        _ => "has no plan".to_owned(),
+                    };
+                    say(&format!("Dataplane {}/{}: {running} ({} connected)", s.mesh, s.name, s.connected));
+                    say(crate::inspect::tree(&b.plan).trim_end());
+                }
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })?
 }
 
 /// `meshgate delete`.

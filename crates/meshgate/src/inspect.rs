@@ -97,7 +97,7 @@ fn route_line(r: &Route) -> String {
     line
 }
 
-fn tree(p: &GatewayPlan) -> String {
+pub(crate) fn tree(p: &GatewayPlan) -> String {
     let mut out = String::new();
     let gw = p.gateway.as_ref().map_or("-", |g| g.name.as_str());
     let _ =

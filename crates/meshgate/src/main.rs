@@ -1,6 +1,7 @@
 //! `meshgate`: Kuma's builtin gateway, rebuilt in Rust. This binary wires the crates together behind a
 //! kumactl-like command line; it holds no gateway logic of its own.
 
+mod cliconfig;
 mod client;
 mod cp;
 mod dp;
@@ -12,7 +13,7 @@ mod validate;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// mimalloc: the request path allocates small, short-lived buffers and header maps; glibc's allocator cost about 6 %
 /// of a core at 47k requests/s (perf, `bench/`), mimalloc a third of that.
@@ -67,6 +68,17 @@ enum Command {
     /// Generate files (certificates).
     #[command(subcommand)]
     Generate(GenerateCommand),
+    /// The CLI's settings: named control planes.
+    #[command(subcommand)]
+    Config(cliconfig::ConfigCommand),
+    /// Print a shell completion script.
+    ///
+    /// Example: meshgate completion bash > /etc/bash_completion.d/meshgate
+    Completion {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Show what a gateway runs, as compiled from files: listeners, routes, clusters and the policies on each.
     #[command(subcommand)]
     Inspect(InspectCommand),
@@ -77,17 +89,22 @@ enum InspectCommand {
     /// The Dataplanes bound to a MeshGateway: merged listeners with their tags, virtual hosts, routes and clusters,
     /// with the policies applied (and overridden) on each.
     ///
+    /// Offline from files with --config; otherwise from the control plane, which also says which plan version each
+    /// gateway runs.
+    ///
     /// Example: meshgate inspect meshgateway edge-gateway --config examples/universal
     #[command(name = "meshgateway")]
     MeshGateway {
         /// The MeshGateway's name.
         name: String,
-        /// A file or directory of Kuma resources.
+        /// A file or directory of Kuma resources (instead of a control plane).
         #[arg(long, value_name = "PATH")]
-        config: PathBuf,
-        /// Only this mesh.
+        config: Option<PathBuf>,
+        /// Only this mesh (from a control plane: the mesh, default `default`).
         #[arg(long)]
         mesh: Option<String>,
+        #[command(flatten)]
+        target: client::Target,
         /// Output format.
         #[arg(short, long, value_enum, default_value = "text")]
         output: inspect::Output,
@@ -109,14 +126,20 @@ fn main() -> ExitCode {
         Command::Validate { paths, no_references } => validate::run(&paths, !no_references),
         Command::Generate(GenerateCommand::TlsCertificate(args)) => generate::tls_certificate(&args),
         Command::Run(args) => run::run(args),
+        Command::Completion { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "meshgate", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config(command) => cliconfig::run(&command),
         Command::Cp(args) => cp::run(args),
         Command::Dp(args) => dp::run(args),
         Command::Apply(args) => client::apply(&args),
         Command::Get(args) => client::get(&args),
         Command::Delete(args) => client::delete(&args),
-        Command::Inspect(InspectCommand::MeshGateway { name, config, mesh, output }) => {
-            inspect::meshgateway(&config, &name, mesh.as_deref(), output)
-        }
+        Command::Inspect(InspectCommand::MeshGateway { name, config, mesh, target, output }) => match config {
+            Some(config) => inspect::meshgateway(&config, &name, mesh.as_deref(), output),
+            None => client::inspect_meshgateway(&target, mesh.as_deref().unwrap_or("default"), &name, output),
+        },
     };
     match result {
         Ok(code) => code,

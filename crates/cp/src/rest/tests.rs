@@ -96,8 +96,13 @@ async fn create_read_update_delete() {
     assert_eq!(c.call("DELETE", "/meshes/default/meshgateways/edge", "", None).await.0, StatusCode::OK);
     let (status, body) = c.get("/meshes/default/meshgateways/edge").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_eq!(body["title"], "Could not find a resource");
-    assert_eq!(c.call("DELETE", "/meshes/default/meshgateways/edge", "", None).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(body["title"], "Could not retrieve a resource");
+    assert_eq!(
+        (&body["type"], &body["status"], &body["detail"]),
+        (&json!("/std-errors"), &json!(404), &json!("Not found"))
+    );
+    let (status, _, body) = c.call("DELETE", "/meshes/default/meshgateways/edge", "", None).await;
+    assert_eq!((status, &body["title"]), (StatusCode::NOT_FOUND, &json!("Could not delete a resource")));
 }
 
 #[tokio::test]
@@ -120,24 +125,31 @@ async fn writes_are_refused_with_every_violation() {
         (
             "/meshes/default/meshgatewayroutes/edge",
             GATEWAY,
-            &[("type", "type from the body (MeshGateway) does not match the URL (MeshGatewayRoute)")],
+            &[("type", "type from the URL has to be the same as in body")],
         ),
     ];
     for (path, body, expected) in cases {
         let (status, value) = c.put(path, body).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {value}");
         assert_eq!(value["title"], "Could not process a resource");
+        assert_eq!(
+            (&value["detail"], &value["details"]),
+            (&json!("Resource is not valid"), &json!("Resource is not valid"))
+        );
+        assert_eq!(value["invalid_parameters"][0]["reason"], value["causes"][0]["message"]);
         let causes: Vec<Cause> = serde_json::from_value(value["causes"].clone()).unwrap();
         let expected: Vec<Cause> =
             expected.iter().map(|(f, m)| Cause { field: (*f).to_owned(), message: (*m).to_owned() }).collect();
         assert_eq!(causes, expected, "{path}");
     }
     // Not YAML at all, and a mesh that does not exist.
-    assert_eq!(c.put("/meshes/default/meshgateways/edge", "{{{").await.0, StatusCode::BAD_REQUEST);
+    let (status, value) = c.put("/meshes/default/meshgateways/edge", "{{{").await;
+    assert_eq!((status, &value["title"]), (StatusCode::BAD_REQUEST, &json!("Bad Request")));
+    assert!(value["detail"].as_str().unwrap().starts_with("invalid MeshGateway object: "), "{value}");
     let (status, value) =
         c.put("/meshes/demo/meshgateways/edge", &GATEWAY.replace("mesh: default", "mesh: demo")).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(value["causes"][0]["message"], "mesh of name demo is not found");
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(value["detail"], "mesh of name demo is not found");
     // Nothing was stored.
     assert_eq!(c.get("/meshes/default/meshgateways").await.1["total"], 0);
     assert_eq!(c.get("/meshes/default/no-such-things").await.0, StatusCode::NOT_FOUND);
@@ -158,14 +170,16 @@ async fn lists_page_and_hide_secret_values() {
     assert_eq!(page["total"], 5);
     assert_eq!(page["items"].as_array().unwrap().len(), 2);
     assert_eq!(page["items"][0]["name"], "gw-0");
-    assert_eq!(page["next"], "/meshes/default/meshgateways?offset=2&size=2");
+    assert_eq!(page["next"], "http://localhost/meshes/default/meshgateways?offset=2&size=2");
     let (_, last) = c.get("/meshes/default/meshgateways?size=2&offset=4").await;
     assert_eq!(last["items"][0]["name"], "gw-4");
     assert_eq!(last["next"], Value::Null);
     // Across meshes.
     assert_eq!(c.get("/meshgateways").await.1["total"], 6);
     assert_eq!(c.get("/meshes").await.1["total"], 2);
-    assert_eq!(c.get("/meshes/default/meshgateways?size=0").await.0, StatusCode::BAD_REQUEST);
+    let (status, too_big) = c.get("/meshes/default/meshgateways?size=2000").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(too_big["causes"][0]["message"], "invalid page size of 2000. Maximum page size is 1000");
     // Secrets: the value is readable one by one, never listed.
     let secret = "type: Secret\nmesh: default\nname: key\ndata: c2VjcmV0\n";
     assert_eq!(c.put("/meshes/default/secrets/key", secret).await.0, StatusCode::CREATED);

@@ -107,6 +107,30 @@ async fn apply_get_delete_and_a_restart_on_sqlite() {
     let secrets = text(&cp.cli(&["get", "secrets", "-o", "json"]).stdout);
     assert!(secrets.contains("foo-example-com") && !secrets.contains("\"data\""), "{secrets}");
 
+    // Named control planes: the CLI finds this one in its configuration file (kept private: 0600).
+    let cli_config = dir.path().join("cli").join("config.yaml");
+    let with_config = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_meshgate"))
+            .args(args)
+            .env("MESHGATE_CONFIG", &cli_config)
+            .env_remove("MESHGATE_CP")
+            .output()
+            .unwrap()
+    };
+    let address = format!("http://{}", cp.api);
+    assert!(
+        with_config(&["config", "control-planes", "add", "--name", "test", "--address", &address]).status.success()
+    );
+    assert!(
+        text(&with_config(&["config", "control-planes", "list"]).stdout)
+            .contains(&format!("*        test   {address}"))
+    );
+    assert!(text(&with_config(&["get", "meshgateways"]).stdout).contains("edge-gateway"));
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(std::fs::metadata(&cli_config).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
     // A second apply of the same files writes nothing new.
     let before = cp.get_json("/meshes/default/meshgateways/edge-gateway").await.1["modificationTime"].clone();
     assert!(cp.cli(&["apply", "-f", examples]).status.success());
@@ -325,6 +349,14 @@ async fn two_gateways_follow_the_control_plane_and_outlive_it() {
         .await;
     }
     assert!(changed.elapsed() < Duration::from_secs(1));
+    // inspect: the bound Dataplanes, their listeners and routes, and the plan version each runs.
+    eventually(Duration::from_secs(5), "both gateways acknowledge the new plan", || async {
+        let out = text(&cp.cli(&["inspect", "meshgateway", "gw"]).stdout);
+        out.contains("Dataplane default/gw-1: runs plan") && out.contains("Dataplane default/gw-2: runs plan")
+    })
+    .await;
+    let inspected = text(&cp.cli(&["inspect", "meshgateway", "gw"]).stdout);
+    assert!(inspected.contains(&format!(":{port}")) && inspected.contains("(1 connected)"), "{inspected}");
 
     // The control plane goes away: traffic goes on, and a gateway restarted meanwhile serves its kept plan.
     drop(cp);
