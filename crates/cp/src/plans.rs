@@ -75,6 +75,14 @@ struct Inner {
     store: AnyStore,
     options: meshgate_compile::Options,
     gateways: Mutex<BTreeMap<ObjectRef, Gateway>>,
+    /// Contents of the files resources name (`DataSource` `file:`), when the plans are made beside them.
+    files: Mutex<meshgate_compile::Files>,
+    /// Every gateway's current plan, for a data plane in the same process (`meshgate run`).
+    all: watch::Sender<Arc<Vec<GatewayPlan>>>,
+    /// Asks for a rebuild without a store change (the files changed).
+    refresh: tokio::sync::Notify,
+    /// The first plans were published (even none: a process waiting for them must hear it).
+    published: std::sync::atomic::AtomicBool,
 }
 
 /// FNV-1a: a stable 64-bit hash of a plan's JSON, the same in every process.
@@ -90,7 +98,26 @@ fn fingerprint(bytes: &[u8]) -> String {
 impl Distributor {
     /// Starts computing plans from `store`, now and after every change.
     pub fn start(store: AnyStore, options: meshgate_compile::Options) -> Distributor {
-        let d = Distributor { inner: Arc::new(Inner { store, options, gateways: Mutex::new(BTreeMap::new()) }) };
+        Distributor::start_with(store, options, meshgate_compile::Files::new())
+    }
+
+    /// Like [`Distributor::start`], with the contents of the files resources name (`meshgate run` reads them).
+    pub fn start_with(
+        store: AnyStore,
+        options: meshgate_compile::Options,
+        files: meshgate_compile::Files,
+    ) -> Distributor {
+        let d = Distributor {
+            inner: Arc::new(Inner {
+                store,
+                options,
+                gateways: Mutex::new(BTreeMap::new()),
+                files: Mutex::new(files),
+                all: watch::channel(Arc::new(Vec::new())).0,
+                refresh: tokio::sync::Notify::new(),
+                published: std::sync::atomic::AtomicBool::new(false),
+            }),
+        };
         let worker = d.clone();
         let feed = d.inner.store.watch();
         tokio::spawn(async move { worker.run(feed).await });
@@ -101,16 +128,40 @@ impl Distributor {
         self.inner.gateways.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Every gateway's plan, each time one changes: the in-process plan channel of `meshgate run`.
+    pub fn subscribe_all(&self) -> watch::Receiver<Arc<Vec<GatewayPlan>>> {
+        self.inner.all.subscribe()
+    }
+
+    /// Replaces the file contents plans are made with, and rebuilds the plans.
+    pub fn set_files(&self, files: meshgate_compile::Files) {
+        *self.inner.files.lock().unwrap_or_else(PoisonError::into_inner) = files;
+        self.inner.refresh.notify_one();
+    }
+
     async fn run(self, mut feed: broadcast::Receiver<Event>) {
         loop {
             self.rebuild().await;
             // Wait for a change (a lagging feed or a resync means: rebuild from everything, which is what we do).
-            match feed.recv().await {
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(broadcast::error::RecvError::Closed) => return,
+            tokio::select! {
+                event = feed.recv() => match event {
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                () = self.inner.refresh.notified() => {}
             }
-            tokio::time::sleep(SETTLE).await;
-            while let Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) = feed.try_recv() {}
+            // Rebuild once the writes stop (a quiet SETTLE), but at least every second during a long burst.
+            let burst = tokio::time::Instant::now();
+            loop {
+                tokio::time::sleep(SETTLE).await;
+                let mut more = false;
+                while let Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) = feed.try_recv() {
+                    more = true;
+                }
+                if !more || burst.elapsed() > Duration::from_secs(1) {
+                    break;
+                }
+            }
         }
     }
 
@@ -132,12 +183,13 @@ impl Distributor {
             }
             resources.extend(outcome.loaded.into_iter().map(|l| l.decoded.resource));
         }
-        let plan = meshgate_compile::compile_with(&resources, &meshgate_compile::Files::new(), &self.inner.options);
+        let files = self.inner.files.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let plan = meshgate_compile::compile_with(&resources, &files, &self.inner.options);
         let mut gateways = self.gateways();
-        let mut present = std::collections::BTreeSet::new();
+        let mut changed = false;
+        let everything = plan.gateways.clone();
         for gw in plan.gateways {
             let key = gw.dataplane.clone();
-            present.insert(key.clone());
             let version = match serde_json::to_vec(&gw) {
                 Ok(json) => fingerprint(&json),
                 Err(e) => {
@@ -157,13 +209,16 @@ impl Distributor {
             tracing::info!(dataplane = %format!("{}/{}", key.mesh, key.name), %version, "plan updated");
             let plan = Arc::new(gw);
             entry.plan.send_replace(Some(Arc::new(Versioned { version, line: Bytes::from(line), plan })));
+            changed = true;
         }
-        // A Dataplane that is gone: its gateways keep their last plan until it comes back; nothing new is sent.
-        for (key, gw) in gateways.iter_mut() {
-            if !present.contains(key) && gw.plan.borrow().is_some() {
-                tracing::info!(dataplane = %format!("{}/{}", key.mesh, key.name), "no builtin gateway Dataplane any more");
-            }
+        // A Dataplane that is gone: remote gateways keep their last plan until it comes back (nothing new is sent);
+        // the in-process data plane stops serving it.
+        let before = self.inner.all.borrow().len();
+        let first = !self.inner.published.swap(true, std::sync::atomic::Ordering::AcqRel);
+        if first || changed || before != everything.len() {
+            self.inner.all.send_replace(Arc::new(everything));
         }
+        drop(gateways);
     }
 }
 

@@ -1,5 +1,7 @@
-//! `meshgate run`: the all-in-one gateway. Loads every resource under `--config`, compiles a plan for every
-//! builtin-gateway Dataplane, serves it, and applies changes to the files live.
+//! `meshgate run`: the all-in-one gateway. Loads every resource under `--config`, keeps the ones in force in an
+//! in-memory store, lets the control plane's own plan distributor compile every builtin-gateway Dataplane's plan from
+//! it and hand the plans over in process, serves them, and applies changes to the files live — the parts of
+//! `meshgate cp` + `meshgate dp`, composed in one process.
 
 pub mod admin;
 pub mod config;
@@ -11,8 +13,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use anyhow::Context;
+use meshgate_api::resource::Scope;
+use meshgate_cp::Distributor;
 use meshgate_proxy::{Proxy, ProxySettings};
+use meshgate_store::{AnyStore, Expect, Key, MemoryStore, ResourceStore};
 
 use admin::{AdminState, Snapshot};
 use config::ConfigState;
@@ -185,15 +192,69 @@ fn log_problems(problems: &[meshgate_api::load::Problem], previous_kept: bool) {
     }
 }
 
-async fn apply(
-    state: &ConfigState,
-    options: &meshgate_compile::Options,
-    proxy: &Proxy,
-    admin: &AdminState,
-) -> Vec<String> {
-    let resources = state.resources();
-    let plan = meshgate_compile::compile_with(&resources, &state.files, options);
-    apply_plans(plan.gateways, proxy, admin, state.rejections.clone(), state.len()).await
+/// `meshgate run`'s embedded control plane: the resources in force go into an in-memory store, and the same
+/// [`Distributor`] as `meshgate cp` compiles every gateway's plan from it and hands the plans over in process.
+struct Embedded {
+    store: MemoryStore,
+    plans: Distributor,
+    feed: tokio::sync::watch::Receiver<Arc<Vec<meshgate_plan::GatewayPlan>>>,
+    /// What the data plane runs now.
+    applied: Option<Arc<Vec<meshgate_plan::GatewayPlan>>>,
+}
+
+impl Embedded {
+    /// Stores the resources in force, then starts compiling (so that the first plans are made from all of them).
+    async fn start(options: meshgate_compile::Options, state: &ConfigState) -> anyhow::Result<Embedded> {
+        let store = MemoryStore::new();
+        write(&store, state).await?;
+        let plans = Distributor::start_with(AnyStore::Memory(store.clone()), options, state.files.clone());
+        let feed = plans.subscribe_all();
+        Ok(Embedded { store, plans, feed, applied: None })
+    }
+
+    /// Makes the store hold exactly the resources in force, and the plans use the files read with them.
+    async fn sync(&self, state: &ConfigState) -> anyhow::Result<()> {
+        write(&self.store, state).await?;
+        self.plans.set_files(state.files.clone());
+        Ok(())
+    }
+
+    /// Waits for the next plans; `None` when they are what already runs.
+    async fn next(&mut self) -> Option<Arc<Vec<meshgate_plan::GatewayPlan>>> {
+        if self.feed.changed().await.is_err() {
+            // The distributor is gone (only at shutdown): nothing more will come.
+            std::future::pending::<()>().await;
+        }
+        let plans = self.feed.borrow_and_update().clone();
+        if self.applied.as_ref().is_some_and(|a| **a == *plans) {
+            return None;
+        }
+        self.applied = Some(Arc::clone(&plans));
+        Some(plans)
+    }
+}
+
+/// Writes the resources in force to the store and deletes the others (unchanged ones are not rewritten).
+async fn write(store: &MemoryStore, state: &ConfigState) -> anyhow::Result<()> {
+    let desired: BTreeMap<Key, serde_json::Value> = state
+        .resources()
+        .iter()
+        .map(|r| {
+            let mesh = if r.kind().scope() == Scope::Mesh { r.meta.mesh.clone() } else { String::new() };
+            (Key::new(r.kind().name(), mesh, r.meta.name.clone()), r.to_universal_json())
+        })
+        .collect();
+    for stored in store.all().await? {
+        if !desired.contains_key(&stored.key) {
+            store.delete(&stored.key, None).await?;
+        }
+    }
+    for (key, spec) in &desired {
+        if store.get(key).await?.is_none_or(|s| &s.spec != spec) {
+            store.put(key, spec, Expect::Any).await?;
+        }
+    }
+    Ok(())
 }
 
 async fn serve(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -213,7 +274,13 @@ async fn serve(args: RunArgs) -> anyhow::Result<ExitCode> {
     let options = args.dp.compile_options();
     let (proxy, admin_state) = args.dp.start().await?;
 
-    let errors = apply(&state, &options, &proxy, &admin_state).await;
+    let mut embedded = Embedded::start(options, &state).await.context("storing the configuration")?;
+    let first = tokio::time::timeout(Duration::from_secs(30), embedded.next())
+        .await
+        .ok()
+        .flatten()
+        .context("compiling the first plans")?;
+    let errors = apply_plans(first.to_vec(), &proxy, &admin_state, state.rejections.clone(), state.len()).await;
     if !errors.is_empty() {
         eprintln!("Error: {}", errors.join("; "));
         proxy.shutdown().await;
@@ -238,12 +305,22 @@ async fn serve(args: RunArgs) -> anyhow::Result<ExitCode> {
                 let outcome = state.reload(&args.config);
                 log_problems(&outcome.problems, true);
                 if outcome.changed {
-                    let errors = apply(&state, &options, &proxy, &admin_state).await;
+                    if let Err(e) = embedded.sync(&state).await {
+                        tracing::error!(error = %format!("{e:#}"), "storing the configuration");
+                    }
+                }
+                if let Ok(mut snapshot) = admin_state.snapshot.write() {
+                    snapshot.rejections = state.rejections.clone();
+                    snapshot.resources = state.len();
+                }
+            }
+            plans = embedded.next() => {
+                if let Some(plans) = plans {
+                    let errors =
+                        apply_plans(plans.to_vec(), &proxy, &admin_state, state.rejections.clone(), state.len()).await;
                     if errors.is_empty() {
                         tracing::info!(resources = state.len(), "configuration applied");
                     }
-                } else if let Ok(mut snapshot) = admin_state.snapshot.write() {
-                    snapshot.rejections = state.rejections.clone();
                 }
             }
             _ = terminate.recv() => break,
