@@ -304,10 +304,10 @@ async fn serve(args: RunArgs) -> anyhow::Result<ExitCode> {
                 while rx.try_recv().is_ok() {}
                 let outcome = state.reload(&args.config);
                 log_problems(&outcome.problems, true);
-                if outcome.changed {
-                    if let Err(e) = embedded.sync(&state).await {
-                        tracing::error!(error = %format!("{e:#}"), "storing the configuration");
-                    }
+                if outcome.changed
+                    && let Err(e) = embedded.sync(&state).await
+                {
+                    tracing::error!(error = %format!("{e:#}"), "storing the configuration");
                 }
                 if let Ok(mut snapshot) = admin_state.snapshot.write() {
                     snapshot.rejections = state.rejections.clone();
