@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+use meshgate_api::Kind;
 use meshgate_api::resource::Scope;
-use meshgate_api::{Kind, UnknownFields};
 use serde_json::Value;
 
 /// Where the control plane is.
@@ -160,7 +160,7 @@ fn block_on<F: std::future::Future>(f: F) -> anyhow::Result<F::Output> {
 
 /// `meshgate apply`: every resource of the files, Meshes first, one PUT each; stops at nothing, reports everything.
 pub fn apply(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
-    let outcome = meshgate_api::load::load_paths(&args.files, UnknownFields::Deny);
+    let outcome = crate::validate::read_inputs(&args.files)?;
     if !outcome.problems.is_empty() {
         for p in &outcome.problems {
             eprintln!("{p}");

@@ -9,10 +9,9 @@ use meshgate_api::UnknownFields;
 use meshgate_api::load::{LoadOutcome, Problem, ResourceSet, decode_text, load_paths};
 use meshgate_api::resource::Kind;
 
-/// Reads, decodes and checks everything under `paths`; prints problems; exit code 1 if there are any.
-pub fn run(paths: &[PathBuf], check_references: bool) -> anyhow::Result<ExitCode> {
+/// Reads and decodes every file under `paths` (`-`: standard input).
+pub(crate) fn read_inputs(paths: &[PathBuf]) -> anyhow::Result<LoadOutcome> {
     let mut outcome = LoadOutcome::default();
-    let mut files = Vec::new();
     for path in paths {
         if path.as_os_str() == "-" {
             let mut text = String::new();
@@ -20,14 +19,18 @@ pub fn run(paths: &[PathBuf], check_references: bool) -> anyhow::Result<ExitCode
             let o = decode_text(Path::new("<stdin>"), &text, UnknownFields::Deny);
             outcome.loaded.extend(o.loaded);
             outcome.problems.extend(o.problems);
-            files.push(PathBuf::from("<stdin>"));
         } else {
             let o = load_paths(std::slice::from_ref(path), UnknownFields::Deny);
             outcome.loaded.extend(o.loaded);
             outcome.problems.extend(o.problems);
-            files.push(path.clone());
         }
     }
+    Ok(outcome)
+}
+
+/// Reads, decodes and checks everything under `paths`; prints problems; exit code 1 if there are any.
+pub fn run(paths: &[PathBuf], check_references: bool) -> anyhow::Result<ExitCode> {
+    let outcome = read_inputs(paths)?;
     let set = ResourceSet::new(&outcome.loaded);
     let mut problems: Vec<Problem> = outcome.problems;
     problems.extend(set.check_with(check_references));

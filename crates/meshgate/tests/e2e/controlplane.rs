@@ -148,6 +148,23 @@ async fn apply_get_delete_and_a_restart_on_sqlite() {
     assert!(text(&refused.stderr).contains("selectors: must have at least one element"), "{}", text(&refused.stderr));
     assert_eq!(cp.get_json("/meshes/default/meshgateways/broken").await.0, 404);
 
+    // Standard input works as a file.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_meshgate"))
+        .args(["apply", "-f", "-"])
+        .env("MESHGATE_CP", format!("http://{}", cp.api))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        let route = "type: MeshGatewayRoute\nmesh: default\nname: piped\nselectors:\n- match:\n    kuma.io/service: edge-gateway\nconf:\n  http:\n    rules:\n    - matches: [{path: {match: PREFIX, value: /piped}}]\n      backends: [{destination: {kuma.io/service: foo}}]\n";
+        child.stdin.take().unwrap().write_all(route.as_bytes()).unwrap();
+    }
+    let piped = child.wait_with_output().unwrap();
+    assert!(text(&piped.stdout).contains("MeshGatewayRoute default/piped created"), "{}", text(&piped.stdout));
+    assert!(cp.cli(&["delete", "meshgatewayroute", "piped"]).status.success());
+
     // Delete, then the restart keeps what was stored.
     let deleted = cp.cli(&["delete", "meshgatewayroute", "bar"]);
     assert!(deleted.status.success(), "{}", text(&deleted.stderr));
