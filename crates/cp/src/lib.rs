@@ -10,8 +10,10 @@
 //! The control plane never runs traffic and never reads configuration files: gateways get their plans from it, and
 //! the CLI (`meshgate apply`, `get`, `delete`) talks to it over HTTP.
 
+pub mod auth;
 pub mod plans;
 pub mod rest;
 
+pub use auth::Auth;
 pub use plans::{BoundPlan, Distributor, GatewayStatus, PlanMessage};
 pub use rest::{ServerInfo, router};

@@ -74,9 +74,16 @@ const MAX_PAGE: usize = 1000;
 /// The largest resource body accepted.
 const MAX_BODY: usize = 4 << 20;
 
+/// A 400 naming one field.
+pub(crate) fn bad_request(field: &str, message: &str) -> RestError {
+    RestError::bad(field, message)
+}
+
 /// The REST API over `store`, and the plan streams of its gateways (see [`crate::plans`]); `GET /config` shows
 /// `config` (the control plane's settings, without credentials). Starts computing plans: call it in a runtime.
-pub fn router(store: AnyStore, info: ServerInfo, config: Value) -> Router {
+/// With `auth`, every request but `GET /` is authenticated and checked against its role ([`crate::auth`]), and the
+/// token endpoints are served; serve it with `into_make_service_with_connect_info::<SocketAddr>()`.
+pub fn router(store: AnyStore, info: ServerInfo, config: Value, auth: Option<crate::auth::Auth>) -> Router {
     let plans = crate::plans::Distributor::start(store.clone(), meshgate_compile::Options::default());
     let streams = Router::new()
         .route("/meshgate/v1/plans/{mesh}/{name}", get(crate::plans::stream))
@@ -84,7 +91,7 @@ pub fn router(store: AnyStore, info: ServerInfo, config: Value) -> Router {
         .route("/meshgate/v1/gateways", get(crate::plans::status))
         .route("/meshgate/v1/meshgateways/{mesh}/{name}/plans", get(crate::plans::bound))
         .with_state(plans);
-    Router::new()
+    let app = Router::new()
         .route("/", get(index))
         .route("/config", get(show_config))
         .route("/meshes", get(list_meshes))
@@ -94,7 +101,19 @@ pub fn router(store: AnyStore, info: ServerInfo, config: Value) -> Router {
         .route("/{collection}", get(list_all_meshes))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(Api { store, info, config: std::sync::Arc::new(config) })
-        .merge(streams)
+        .merge(streams);
+    match auth {
+        None => app,
+        Some(auth) => {
+            let tokens = Router::new()
+                .route("/tokens/user", axum::routing::post(crate::auth::issue_user_token))
+                .route("/tokens/revoke", axum::routing::post(crate::auth::revoke_token))
+                .route("/tokens/signing-keys/rotate", axum::routing::post(crate::auth::rotate_key))
+                .route("/tokens/signing-keys/{serial}", axum::routing::delete(crate::auth::delete_key))
+                .with_state(auth.clone());
+            app.merge(tokens).layer(axum::middleware::from_fn_with_state(auth, crate::auth::guard))
+        }
+    }
 }
 
 /// An error as Kuma's API (2.x) writes it: RFC 7807 fields (`type`, `status`, `title`, `detail`,

@@ -30,6 +30,9 @@ pub struct ControlPlane {
     pub name: String,
     /// Its API address.
     pub address: String,
+    /// The user token sent to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 /// `meshgate config …`.
@@ -53,6 +56,12 @@ pub enum ControlPlanesCommand {
         /// Its API address.
         #[arg(long)]
         address: String,
+        /// How to authenticate: `tokens` (a user token, given with --auth-conf token=…).
+        #[arg(long, value_name = "TYPE")]
+        auth_type: Option<String>,
+        /// Authentication settings, `token=<user token>`.
+        #[arg(long, value_name = "KEY=VALUE")]
+        auth_conf: Vec<String>,
         /// Replace one of the same name.
         #[arg(long)]
         overwrite: bool,
@@ -113,19 +122,24 @@ impl CliConfig {
         std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))
     }
 
-    /// The address of the control plane in use, if one is configured.
-    pub fn current_address(&self) -> Option<&str> {
+    /// The control plane in use, if one is configured.
+    pub fn current(&self) -> Option<&ControlPlane> {
         let current = self.current.as_deref()?;
-        self.control_planes.iter().find(|c| c.name == current).map(|c| c.address.as_str())
+        self.control_planes.iter().find(|c| c.name == current)
     }
 }
 
-/// The control plane to talk to: `--cp`, else `MESHGATE_CP`, else the one in use, else [`DEFAULT_CP`].
-pub fn resolve(flag: Option<&str>) -> anyhow::Result<String> {
-    if let Some(address) = flag {
-        return Ok(address.to_owned());
-    }
-    Ok(CliConfig::load()?.current_address().unwrap_or(DEFAULT_CP).to_owned())
+/// The control plane to talk to and the token to send: `--cp`/`MESHGATE_CP` and `--token`/`MESHGATE_TOKEN` first,
+/// else the one in use, else [`DEFAULT_CP`] without a token.
+pub fn resolve(flag: Option<&str>, token: Option<&str>) -> anyhow::Result<(String, Option<String>)> {
+    let config = CliConfig::load()?;
+    let current = config.current();
+    let address = flag.map(str::to_owned).or_else(|| current.map(|c| c.address.clone()));
+    // A configured token goes only to its own control plane.
+    let token = token
+        .map(str::to_owned)
+        .or_else(|| current.filter(|c| flag.is_none_or(|f| f == c.address)).and_then(|c| c.token.clone()));
+    Ok((address.unwrap_or_else(|| DEFAULT_CP.to_owned()), token))
 }
 
 /// Runs `meshgate config …`.
@@ -133,14 +147,23 @@ pub fn run(command: &ConfigCommand) -> anyhow::Result<ExitCode> {
     let ConfigCommand::ControlPlanes(command) = command;
     let mut config = CliConfig::load()?;
     match command {
-        ControlPlanesCommand::Add { name, address, overwrite } => {
+        ControlPlanesCommand::Add { name, address, auth_type, auth_conf, overwrite } => {
             if !(address.starts_with("http://") || address.starts_with("https://")) {
                 bail!("--address must be an http:// or https:// URL");
             }
+            let token = match auth_type.as_deref() {
+                None => None,
+                Some("tokens") => {
+                    let token = auth_conf.iter().find_map(|kv| kv.strip_prefix("token=")).map(str::to_owned);
+                    Some(token.context("--auth-type tokens needs --auth-conf token=<user token>")?)
+                }
+                Some(other) => bail!("--auth-type {other:?}: only `tokens` is known"),
+            };
+            let entry = ControlPlane { name: name.clone(), address: address.clone(), token };
             match config.control_planes.iter_mut().find(|c| &c.name == name) {
                 Some(_) if !*overwrite => bail!("a control plane named {name:?} exists (--overwrite replaces it)"),
-                Some(existing) => existing.address.clone_from(address),
-                None => config.control_planes.push(ControlPlane { name: name.clone(), address: address.clone() }),
+                Some(existing) => *existing = entry,
+                None => config.control_planes.push(entry),
             }
             config.current = Some(name.clone());
             config.save()?;

@@ -20,6 +20,42 @@ pub struct CpArgs {
     /// Do not create the `default` Mesh on first start (Kuma creates it).
     #[arg(long)]
     pub no_default_mesh: bool,
+    /// Requests from a loopback address without a token are admin. Convenient on a first run; switch it off
+    /// (`--localhost-is-admin=false`) anywhere others can reach the machine.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub localhost_is_admin: bool,
+    /// Where the first start writes the admin user token (readable by this user only).
+    #[arg(long, value_name = "FILE", default_value = "meshgate-admin-token")]
+    pub admin_token_file: std::path::PathBuf,
+}
+
+/// On the very first start of a store (whichever replica gets there first), issues an admin token and writes it
+/// where only this user can read it. The token itself is never logged.
+async fn bootstrap(
+    store: &meshgate_store::AnyStore,
+    auth: &meshgate_cp::Auth,
+    file: &std::path::Path,
+) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let marker = Key::new("meshgate.Bootstrap", "", "admin-token");
+    match store.put(&marker, &serde_json::json!({"file": file.display().to_string()}), Expect::Absent).await {
+        Ok(_) => {}
+        Err(meshgate_store::StoreError::AlreadyExists(_)) => return Ok(()),
+        Err(e) => return Err(e).context("recording the bootstrap"),
+    }
+    let token = auth
+        .issue("admin", &["mesh-system:admin".to_owned()], std::time::Duration::from_secs(10 * 365 * 86_400))
+        .map_err(|e| anyhow::anyhow!("issuing the admin token: {e}"))?;
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(file)
+        .with_context(|| format!("writing the admin token to {}", file.display()))?;
+    out.write_all(token.as_bytes())?;
+    tracing::info!(file = %file.display(), "admin user token written (readable by this user only)");
+    Ok(())
 }
 
 /// The store URL without its password, for logs and `/config`.
@@ -63,12 +99,24 @@ async fn serve(args: CpArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("binding the API address {}", args.api))?;
     let address = listener.local_addr().unwrap_or(args.api);
-    let config = serde_json::json!({ "store": shown, "apiAddress": address.to_string() });
-    let app = meshgate_cp::router(store, meshgate_cp::ServerInfo::default(), config);
+    let auth =
+        meshgate_cp::Auth::start(store.clone(), args.localhost_is_admin).await.context("loading signing keys")?;
+    bootstrap(&store, &auth, &args.admin_token_file).await?;
+    if args.localhost_is_admin {
+        tracing::warn!(
+            "requests from loopback addresses are admin without a token (--localhost-is-admin=false turns this off)"
+        );
+    }
+    let config = serde_json::json!({
+        "store": shown,
+        "apiAddress": address.to_string(),
+        "localhostIsAdmin": args.localhost_is_admin,
+    });
+    let app = meshgate_cp::router(store, meshgate_cp::ServerInfo::default(), config, Some(auth));
     tracing::info!(store = %shown, api = %address, "control plane ready");
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
-    axum::serve(listener, app)
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move {
             tokio::select! {
                 _ = terminate.recv() => {}

@@ -118,6 +118,11 @@ enum GenerateCommand {
     /// Example: meshgate generate tls-certificate --type=server --hostname=foo.example.com --key-file=- --cert-file=- | base64 -w0
     #[command(name = "tls-certificate")]
     TlsCertificate(generate::TlsCertificateArgs),
+    /// Ask a control plane (as an admin) for a user token.
+    ///
+    /// Example: meshgate generate user-token --name alice --group mesh-system:editor --valid-for 24h
+    #[command(name = "user-token")]
+    UserToken(client::UserTokenArgs),
 }
 
 fn main() -> ExitCode {
@@ -125,6 +130,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate { paths, no_references } => validate::run(&paths, !no_references),
         Command::Generate(GenerateCommand::TlsCertificate(args)) => generate::tls_certificate(&args),
+        Command::Generate(GenerateCommand::UserToken(args)) => client::user_token(&args),
         Command::Run(args) => run::run(args),
         Command::Completion { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "meshgate", &mut std::io::stdout());

@@ -12,7 +12,7 @@ struct Client(Router);
 
 impl Client {
     fn new() -> Client {
-        Client(router(AnyStore::Memory(MemoryStore::new()), ServerInfo::default(), json!({"store": "memory:"})))
+        Client(router(AnyStore::Memory(MemoryStore::new()), ServerInfo::default(), json!({"store": "memory:"}), None))
     }
 
     async fn call(

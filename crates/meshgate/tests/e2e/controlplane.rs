@@ -26,6 +26,7 @@ impl ControlPlane {
         let api: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_meshgate"))
             .args(["cp", "--store", store, "--api", &api.to_string()])
+            .args(["--admin-token-file", log.with_extension("token").to_str().unwrap()])
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log).unwrap())
@@ -404,4 +405,190 @@ async fn two_gateways_follow_the_control_plane_and_outlive_it() {
         .await;
     }
     assert!(dp1.log().contains("control plane unreachable"), "{}", dp1.log());
+}
+
+/// A client whose connections come from 127.0.0.2 (a source that is not the control plane's own address).
+fn remote_client() -> reqwest::Client {
+    client();
+    reqwest::Client::builder().local_address(std::net::IpAddr::from([127, 0, 0, 2])).build().unwrap()
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The payload of a JWT.
+fn claims(token: &str) -> Value {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_is_authenticated_with_roles() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite:{}", dir.path().join("meshgate.db").display());
+    let log = dir.path().join("cp.log");
+    let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let token_file = dir.path().join("admin-token");
+    let child = Command::new(env!("CARGO_BIN_EXE_meshgate"))
+        .args(["cp", "--store", &store, "--api", &api.to_string(), "--localhost-is-admin=false"])
+        .args(["--admin-token-file", token_file.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let cp = ControlPlane { child, api, log: log.clone() };
+    let http = remote_client();
+    let url = |path: &str| format!("http://{api}{path}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while http.get(url("/")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "control plane not up; log:\n{}", cp.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The bootstrap admin token: in a file only this user can read; its path is logged, the token is not.
+    let admin = std::fs::read_to_string(&token_file).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    assert!(cp.log().contains(token_file.to_str().unwrap()));
+
+    let send = |method: &str, path: &str, token: Option<&str>, body: Option<&str>| {
+        let mut req = http.request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.body(b.to_owned());
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.text().await.unwrap_or_default())
+        }
+    };
+    let gateway = "type: MeshGateway\nmesh: default\nname: edge\nselectors:\n- match:\n    kuma.io/service: edge\nconf:\n  listeners:\n  - port: 8080\n    protocol: HTTP\n";
+    let secret = "type: Secret\nmesh: default\nname: key\ndata: c3VwZXJzZWNyZXQ=\n";
+
+    // No token: the index answers, nothing else does.
+    assert_eq!(send("GET", "/", None, None).await.0, 200);
+    let (status, body) = send("PUT", "/meshes/default/meshgateways/edge", None, Some(gateway)).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("authentication required"), "{body}");
+    assert_eq!(send("GET", "/meshes/default/meshgateways", None, None).await.0, 401);
+
+    // Tokens for each role, issued through the CLI as the admin.
+    let issue = |name: &str, group: &str, valid_for: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_meshgate"))
+            .args(["generate", "user-token", "--name", name, "--group", group, "--valid-for", valid_for])
+            .args(["--cp", &format!("http://{api}"), "--token", admin.trim()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout).trim().to_owned()
+    };
+    let viewer = issue("vera", "mesh-system:viewer", "1h");
+    let editor = issue("eddie", "mesh-system:editor", "1h");
+    assert_eq!(claims(&viewer)["groups"][0], "mesh-system:viewer");
+    assert_eq!(claims(&viewer)["exp"].as_u64().unwrap() - claims(&viewer)["iat"].as_u64().unwrap(), 3600);
+
+    // Roles: the viewer reads, never writes; the editor writes, never touches Secrets; the admin does everything.
+    let (status, body) = send("PUT", "/meshes/default/meshgateways/edge", Some(&viewer), Some(gateway)).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("Access Denied") && body.contains("may not change resources"), "{body}");
+    assert_eq!(send("PUT", "/meshes/default/meshgateways/edge", Some(&editor), Some(gateway)).await.0, 201);
+    assert_eq!(send("GET", "/meshes/default/meshgateways/edge", Some(&viewer), None).await.0, 200);
+    assert_eq!(send("PUT", "/meshes/default/secrets/key", Some(&editor), Some(secret)).await.0, 403);
+    assert_eq!(send("PUT", "/meshes/default/secrets/key", Some(admin.trim()), Some(secret)).await.0, 201);
+    let (status, body) = send("GET", "/meshes/default/secrets/key", Some(&editor), None).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(!body.contains("c3VwZXJzZWNyZXQ="));
+    assert_eq!(send("GET", "/meshes/default/secrets", Some(&viewer), None).await.0, 403);
+    let (status, body) = send("GET", "/meshes/default/secrets/key", Some(admin.trim()), None).await;
+    assert_eq!((status, body.contains("c3VwZXJzZWNyZXQ=")), (200, true));
+    // Only the admin issues tokens.
+    assert_eq!(
+        send(
+            "POST",
+            "/tokens/user",
+            Some(&editor),
+            Some(r#"{"name":"x","groups":["mesh-system:admin"],"validFor":"1h"}"#)
+        )
+        .await
+        .0,
+        403
+    );
+
+    // Refused tokens: expired, signed by a key the control plane does not know, revoked, `alg: none`, HS256.
+    let short = issue("brief", "mesh-system:admin", "1s");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (status, body) = send("GET", "/meshes", Some(&short), None).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("ExpiredSignature"), "{body}");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let forged_claims = serde_json::json!({"name": "mallory", "groups": ["mesh-system:admin"], "iat": now, "nbf": now, "exp": now + 3600, "jti": "f00"});
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+    let foreign = jsonwebtoken::EncodingKey::from_ed_der(pkcs8.as_ref());
+    for kid in ["1", "77"] {
+        let header = jsonwebtoken::Header {
+            kid: Some(kid.to_owned()),
+            ..jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA)
+        };
+        let forged = jsonwebtoken::encode(&header, &forged_claims, &foreign).unwrap();
+        assert_eq!(send("GET", "/meshes", Some(&forged), None).await.0, 401, "kid {kid}");
+    }
+    let none =
+        format!("{}.{}.", b64(br#"{"alg":"none","typ":"JWT","kid":"1"}"#), b64(forged_claims.to_string().as_bytes()));
+    let (status, body) = send("GET", "/meshes", Some(&none), None).await;
+    assert_eq!(status, 401, "{body}");
+    let hs = jsonwebtoken::encode(
+        &jsonwebtoken::Header {
+            kid: Some("1".to_owned()),
+            ..jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256)
+        },
+        &forged_claims,
+        &jsonwebtoken::EncodingKey::from_secret(b"the public key, used as an HMAC secret"),
+    )
+    .unwrap();
+    let (status, body) = send("GET", "/meshes", Some(&hs), None).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("not accepted"), "{body}");
+    let doomed = issue("temp", "mesh-system:admin", "1h");
+    assert_eq!(send("GET", "/meshes", Some(&doomed), None).await.0, 200);
+    let jti = claims(&doomed)["jti"].as_str().unwrap().to_owned();
+    let revoke = format!(r#"{{"jti":"{jti}"}}"#);
+    assert_eq!(send("POST", "/tokens/revoke", Some(admin.trim()), Some(&revoke)).await.0, 200);
+    let (status, body) = send("GET", "/meshes", Some(&doomed), None).await;
+    assert_eq!((status, body.contains("revoked")), (401, true), "{body}");
+
+    // Key rotation: tokens of the old key keep working until it is deleted.
+    let (status, body) = send("POST", "/tokens/signing-keys/rotate", Some(admin.trim()), None).await;
+    assert_eq!(status, 200, "{body}");
+    let admin2 = issue("admin2", "mesh-system:admin", "1h");
+    assert_eq!(send("GET", "/meshes", Some(&viewer), None).await.0, 200);
+    assert_eq!(send("DELETE", "/tokens/signing-keys/1", Some(&admin2), None).await.0, 200);
+    assert_eq!(send("GET", "/meshes", Some(&viewer), None).await.0, 401);
+    assert_eq!(send("GET", "/meshes", Some(&admin2), None).await.0, 200);
+
+    // A source that keeps failing is turned away for a while.
+    let mut last = 0;
+    for _ in 0..12 {
+        last = send("GET", "/meshes", Some("not-a-token"), None).await.0;
+        if last == 429 {
+            break;
+        }
+    }
+    assert_eq!(last, 429);
+
+    // No log line holds a complete token or the Secret's value.
+    let log = cp.log();
+    for t in [&admin.trim().to_owned(), &viewer, &editor, &doomed, &admin2] {
+        assert!(!log.contains(t.as_str()), "a token in the log");
+    }
+    assert!(!log.contains("c3VwZXJzZWNyZXQ=") && !log.contains("supersecret"));
 }
