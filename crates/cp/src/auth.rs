@@ -33,6 +33,8 @@ const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// A gateway with a dataplane token: its own Dataplane and plan, nothing else.
+    Gateway,
     /// Reads, no Secrets.
     Viewer,
     /// All but Secrets and token issuance.
@@ -63,15 +65,33 @@ pub struct Identity {
     pub name: String,
     /// What it may do.
     pub role: Role,
+    /// For a dataplane token: the Dataplane it may be.
+    pub dataplane: Option<DataplaneClaim>,
+}
+
+/// What a dataplane token allows: one Dataplane, whose gateway tags must include these.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataplaneClaim {
+    /// The mesh.
+    pub mesh: String,
+    /// The Dataplane's name.
+    pub name: String,
+    /// Tags the Dataplane must carry.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
 }
 
 /// A token's claims.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Claims {
-    /// The user.
+    /// The user (for a dataplane token, `mesh/name`).
     pub name: String,
     /// Its groups.
+    #[serde(default)]
     pub groups: Vec<String>,
+    /// For a dataplane token: the Dataplane it is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataplane: Option<DataplaneClaim>,
     /// Issued at (seconds since the epoch).
     pub iat: u64,
     /// Not before.
@@ -181,8 +201,24 @@ impl Auth {
         Ok(())
     }
 
-    /// Issues a token.
+    /// Issues a user token.
     pub fn issue(&self, name: &str, groups: &[String], valid_for: Duration) -> Result<String, String> {
+        self.sign(name, groups, None, valid_for)
+    }
+
+    /// Issues a dataplane token: the bearer may register and run that Dataplane only.
+    pub fn issue_dataplane(&self, claim: DataplaneClaim, valid_for: Duration) -> Result<String, String> {
+        let name = format!("{}/{}", claim.mesh, claim.name);
+        self.sign(&name, &[], Some(claim), valid_for)
+    }
+
+    fn sign(
+        &self,
+        name: &str,
+        groups: &[String],
+        dataplane: Option<DataplaneClaim>,
+        valid_for: Duration,
+    ) -> Result<String, String> {
         let signer = self.signer.read().unwrap_or_else(PoisonError::into_inner);
         let Some(signer) = signer.as_ref() else { return Err("no signing key".to_owned()) };
         let iat = now();
@@ -191,6 +227,7 @@ impl Auth {
         let claims = Claims {
             name: name.to_owned(),
             groups: groups.to_vec(),
+            dataplane,
             iat,
             nbf: iat,
             exp: iat.saturating_add(valid_for.as_secs()),
@@ -231,8 +268,11 @@ impl Auth {
             Ok(Some(_)) => return Err("token revoked".to_owned()),
             Err(e) => return Err(format!("revocation list unavailable: {e}")),
         }
+        if let Some(dataplane) = claims.dataplane {
+            return Ok(Identity { name: claims.name, role: Role::Gateway, dataplane: Some(dataplane) });
+        }
         let role = Role::of(&claims.groups).ok_or("the token's groups give no role")?;
-        Ok(Identity { name: claims.name, role })
+        Ok(Identity { name: claims.name, role, dataplane: None })
     }
 
     /// Who sends a request: its bearer token, or the loopback rule. Failures are counted per source.
@@ -246,7 +286,7 @@ impl Auth {
                 _ => Err("the Authorization header must be `Bearer <token>`".to_owned()),
             },
             None if self.localhost_is_admin && peer.ip().is_loopback() => {
-                return Ok(Identity { name: "localhost".to_owned(), role: Role::Admin });
+                return Ok(Identity { name: "localhost".to_owned(), role: Role::Admin, dataplane: None });
             }
             None => Err("authentication required: send a user token as `Authorization: Bearer <token>`".to_owned()),
         };
@@ -276,6 +316,7 @@ impl Auth {
 pub fn allowed(who: &Identity, method: &axum::http::Method, secret: bool, issuance: bool) -> Result<(), Refusal> {
     let write = !matches!(*method, axum::http::Method::GET | axum::http::Method::HEAD);
     let ok = match who.role {
+        Role::Gateway => false,
         Role::Admin => true,
         Role::Editor => !secret && !issuance,
         Role::Viewer => !secret && !issuance && !write,
@@ -291,6 +332,7 @@ pub fn allowed(who: &Identity, method: &axum::http::Method, secret: bool, issuan
             "change resources"
         };
         let role = match who.role {
+            Role::Gateway => "gateway",
             Role::Admin => "admin",
             Role::Editor => "editor",
             Role::Viewer => "viewer",
@@ -319,6 +361,15 @@ pub(crate) async fn guard(
         Ok(who) => who,
         Err(refusal) => return refused(&refusal).into_response(),
     };
+    if let Some(claim) = who.dataplane.clone() {
+        return match gateway_request(&auth, &claim, req).await {
+            Ok(req) => next.run(req).await,
+            Err(refusal) => {
+                tracing::warn!(dataplane = %who.name, %path, "gateway request refused");
+                refused(&refusal).into_response()
+            }
+        };
+    }
     // Plans carry the listeners' private keys: reading them is reading Secrets.
     let secret = path.split('/').any(|s| s == "secrets") || path.starts_with("/meshgate/v1/plans/");
     let issuance = path.starts_with("/tokens");
@@ -328,6 +379,60 @@ pub(crate) async fn guard(
     }
     req.extensions_mut().insert(who);
     next.run(req).await
+}
+
+/// What a gateway with a dataplane token may do: register its own Dataplane (carrying the token's tags), and
+/// read and acknowledge its own plan. Nothing else — in particular no other Dataplane's plan or Secrets.
+async fn gateway_request(
+    auth: &Auth,
+    claim: &DataplaneClaim,
+    req: axum::extract::Request,
+) -> Result<axum::extract::Request, Refusal> {
+    let path = req.uri().path().to_owned();
+    let own_dataplane = format!("/meshes/{}/dataplanes/{}", claim.mesh, claim.name);
+    let own_plan = format!("/meshgate/v1/plans/{}/{}", claim.mesh, claim.name);
+    let refuse = |why: &str| Refusal::Forbidden(format!("dataplane token for {}/{}: {why}", claim.mesh, claim.name));
+    let method = req.method().clone();
+    if path == own_plan && method == axum::http::Method::GET
+        || path == format!("{own_plan}/ack") && method == axum::http::Method::POST
+    {
+        // The Dataplane as stored must carry the token's tags.
+        let key = Key::new("Dataplane", claim.mesh.clone(), claim.name.clone());
+        let stored = auth.store.get(&key).await.map_err(|_| refuse("the store is unavailable"))?;
+        let stored = stored.ok_or_else(|| refuse("no such Dataplane"))?;
+        return if tags_match(claim, &stored.spec) { Ok(req) } else { Err(refuse("the Dataplane's tags differ")) };
+    }
+    if path == own_dataplane && method == axum::http::Method::PUT {
+        let (parts, body) = req.into_parts();
+        let bytes = axum::body::to_bytes(body, 1 << 20).await.map_err(|_| refuse("unreadable body"))?;
+        let outcome = meshgate_api::load::decode_text(
+            std::path::Path::new("<request body>"),
+            &String::from_utf8_lossy(&bytes),
+            meshgate_api::UnknownFields::Deny,
+        );
+        let matches = match outcome.loaded.as_slice() {
+            [one] => {
+                let r = one.resource();
+                r.kind() == meshgate_api::Kind::Dataplane
+                    && r.meta.mesh == claim.mesh
+                    && r.meta.name == claim.name
+                    && tags_match(claim, &r.to_universal_json())
+            }
+            // Let the API answer what is wrong with it.
+            _ => true,
+        };
+        if !matches {
+            return Err(refuse("the Dataplane does not match the token (mesh, name or tags)"));
+        }
+        return Ok(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes)));
+    }
+    Err(refuse("only its own Dataplane and plan"))
+}
+
+/// Whether a Dataplane (Universal JSON) carries every tag the token names, on its gateway.
+fn tags_match(claim: &DataplaneClaim, dataplane: &serde_json::Value) -> bool {
+    let tags = &dataplane["networking"]["gateway"]["tags"];
+    claim.tags.iter().all(|(k, v)| tags.get(k).and_then(serde_json::Value::as_str) == Some(v.as_str()))
 }
 
 /// The answer to a refused request, in Kuma's error format.
@@ -468,7 +573,7 @@ mod tests {
         assert_eq!(Role::of(&groups(&["mesh-system:viewer", "mesh-system:editor"])), Some(Role::Editor));
         assert_eq!(Role::of(&groups(&["admin"])), Some(Role::Admin));
         assert_eq!(Role::of(&groups(&["developers"])), None);
-        let who = |role| Identity { name: "u".to_owned(), role };
+        let who = |role| Identity { name: "u".to_owned(), role, dataplane: None };
         let get = axum::http::Method::GET;
         let put = axum::http::Method::PUT;
         assert!(allowed(&who(Role::Viewer), &get, false, false).is_ok());
@@ -514,5 +619,38 @@ mod tests {
         };
         auth.revoke(&jti).await.unwrap();
         assert!(auth.identify(peer, Some(&fresh)).await.is_err());
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct DataplaneTokenRequest {
+    mesh: String,
+    name: String,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+    #[serde(rename = "validFor")]
+    valid_for: String,
+}
+
+pub(crate) async fn issue_dataplane_token(
+    axum::extract::State(auth): axum::extract::State<Auth>,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let req: DataplaneTokenRequest = match json_body(&body) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let Some(valid_for) = parse_duration(&req.valid_for) else {
+        return crate::rest::bad_request("validFor", "must be a duration such as 24h, 30m or 7d").into_response();
+    };
+    if req.mesh.is_empty() || req.name.is_empty() {
+        return crate::rest::bad_request("name", "mesh and name cannot be empty").into_response();
+    }
+    let claim = DataplaneClaim { mesh: req.mesh, name: req.name, tags: req.tags };
+    tracing::info!(dataplane = %format!("{}/{}", claim.mesh, claim.name), "dataplane token issued");
+    match auth.issue_dataplane(claim, valid_for) {
+        Ok(token) => token.into_response(),
+        Err(e) => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
     }
 }

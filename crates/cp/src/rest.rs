@@ -107,6 +107,7 @@ pub fn router(store: AnyStore, info: ServerInfo, config: Value, auth: Option<cra
         Some(auth) => {
             let tokens = Router::new()
                 .route("/tokens/user", axum::routing::post(crate::auth::issue_user_token))
+                .route("/tokens/dataplane", axum::routing::post(crate::auth::issue_dataplane_token))
                 .route("/tokens/revoke", axum::routing::post(crate::auth::revoke_token))
                 .route("/tokens/signing-keys/rotate", axum::routing::post(crate::auth::rotate_key))
                 .route("/tokens/signing-keys/{serial}", axum::routing::delete(crate::auth::delete_key))

@@ -350,14 +350,48 @@ pub struct UserTokenArgs {
     pub target: Target,
 }
 
+/// `meshgate generate dataplane-token` options.
+#[derive(Debug, clap::Args)]
+pub struct DataplaneTokenArgs {
+    /// The Dataplane's mesh.
+    #[arg(long, default_value = "default")]
+    pub mesh: String,
+    /// The Dataplane's name.
+    #[arg(long)]
+    pub name: String,
+    /// A tag the Dataplane's gateway must carry (`k=v`, repeatable).
+    #[arg(long = "tag", value_name = "KEY=VALUE")]
+    pub tags: Vec<String>,
+    /// How long it is valid: `24h`, `30m`, `7d` …
+    #[arg(long, value_name = "DURATION", default_value = "8760h")]
+    pub valid_for: String,
+    #[command(flatten)]
+    pub target: Target,
+}
+
+/// `meshgate generate dataplane-token`: asks the control plane (as an admin) for a gateway's token.
+pub fn dataplane_token(args: &DataplaneTokenArgs) -> anyhow::Result<ExitCode> {
+    let mut tags = serde_json::Map::new();
+    for tag in &args.tags {
+        let (k, v) = tag.split_once('=').with_context(|| format!("--tag {tag:?}: expected KEY=VALUE"))?;
+        tags.insert(k.to_owned(), v.into());
+    }
+    let body = serde_json::json!({ "mesh": args.mesh, "name": args.name, "tags": tags, "validFor": args.valid_for });
+    request_token(&args.target, "/tokens/dataplane", &body)
+}
+
 /// `meshgate generate user-token`: asks the control plane (as an admin) for a token.
 pub fn user_token(args: &UserTokenArgs) -> anyhow::Result<ExitCode> {
-    let cp = Cp::new(&args.target)?;
+    let body = serde_json::json!({ "name": args.name, "groups": args.groups, "validFor": args.valid_for });
+    request_token(&args.target, "/tokens/user", &body)
+}
+
+fn request_token(target: &Target, path: &str, body: &Value) -> anyhow::Result<ExitCode> {
+    let cp = Cp::new(target)?;
     block_on(async {
-        let body = serde_json::json!({ "name": args.name, "groups": args.groups, "validFor": args.valid_for });
         let resp = cp
             .http
-            .post(format!("{}/tokens/user", cp.base))
+            .post(format!("{}{path}", cp.base))
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body.to_string())
             .send()

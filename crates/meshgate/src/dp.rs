@@ -30,6 +30,9 @@ pub struct DpArgs {
     /// The name of an existing Dataplane to run (with --mesh).
     #[arg(long, requires = "mesh")]
     pub name: Option<String>,
+    /// The dataplane token (`meshgate generate dataplane-token`) to present to the control plane.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
     /// Where the last plan is kept, to serve it at start while the control plane is unreachable.
     #[arg(long, value_name = "DIR", default_value = "./meshgate-dp")]
     pub state_dir: PathBuf,
@@ -110,8 +113,17 @@ async fn serve(args: DpArgs, me: Identity) -> anyhow::Result<ExitCode> {
         Err(e) => tracing::warn!(error = %e, "reading the kept plan"),
     }
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(file) = &args.token_file {
+        let token = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim()))
+            .with_context(|| format!("{}: not a token", file.display()))?;
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
+        .default_headers(headers)
         .build()
         .context("building the HTTP client")?;
     let link = Link { http, base: args.cp.trim_end_matches('/').to_owned(), me, state_dir: args.state_dir.clone() };

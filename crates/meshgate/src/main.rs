@@ -123,6 +123,11 @@ enum GenerateCommand {
     /// Example: meshgate generate user-token --name alice --group mesh-system:editor --valid-for 24h
     #[command(name = "user-token")]
     UserToken(client::UserTokenArgs),
+    /// Ask a control plane (as an admin) for a gateway's dataplane token (for `meshgate dp --token-file`).
+    ///
+    /// Example: meshgate generate dataplane-token --mesh default --name edge-1 --tag kuma.io/service=edge > edge-1.token
+    #[command(name = "dataplane-token")]
+    DataplaneToken(client::DataplaneTokenArgs),
 }
 
 fn main() -> ExitCode {
@@ -131,6 +136,7 @@ fn main() -> ExitCode {
         Command::Validate { paths, no_references } => validate::run(&paths, !no_references),
         Command::Generate(GenerateCommand::TlsCertificate(args)) => generate::tls_certificate(&args),
         Command::Generate(GenerateCommand::UserToken(args)) => client::user_token(&args),
+        Command::Generate(GenerateCommand::DataplaneToken(args)) => client::dataplane_token(&args),
         Command::Run(args) => run::run(args),
         Command::Completion { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "meshgate", &mut std::io::stdout());

@@ -258,9 +258,16 @@ struct DataPlane {
 
 impl DataPlane {
     async fn start(cp: SocketAddr, dataplane_file: &Path, state_dir: &Path, log: &Path) -> DataPlane {
+        let dp = DataPlane::spawn(cp, dataplane_file, state_dir, log, &[]);
+        dp.wait_ready().await;
+        dp
+    }
+
+    fn spawn(cp: SocketAddr, dataplane_file: &Path, state_dir: &Path, log: &Path, extra: &[&str]) -> DataPlane {
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_meshgate"))
             .args(["dp", "--cp", &format!("http://{cp}"), "--dataplane-file", dataplane_file.to_str().unwrap()])
+            .args(extra)
             .args(["--state-dir", state_dir.to_str().unwrap(), "--admin", &admin.to_string(), "--workers", "1"])
             .args(["--drain-timeout", "1"])
             .env("RUST_LOG", "info")
@@ -268,15 +275,17 @@ impl DataPlane {
             .stderr(std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap())
             .spawn()
             .unwrap();
-        let dp = DataPlane { child, admin, log: log.to_path_buf() };
+        DataPlane { child, admin, log: log.to_path_buf() }
+    }
+
+    async fn ready(&self) -> bool {
+        client().get(format!("http://{}/ready", self.admin)).send().await.is_ok_and(|r| r.status() == 200)
+    }
+
+    async fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Ok(r) = client().get(format!("http://{admin}/ready")).send().await
-                && r.status() == 200
-            {
-                return dp;
-            }
-            assert!(Instant::now() < deadline, "dp not ready; log:\n{}", dp.log());
+        while !self.ready().await {
+            assert!(Instant::now() < deadline, "dp not ready; log:\n{}", self.log());
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -591,4 +600,109 @@ async fn the_api_is_authenticated_with_roles() {
         assert!(!log.contains(t.as_str()), "a token in the log");
     }
     assert!(!log.contains("c3VwZXJzZWNyZXQ=") && !log.contains("supersecret"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateways_prove_which_dataplane_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    let store = format!("sqlite:{}", path("meshgate.db").display());
+    let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let token_file = path("admin-token");
+    let child = Command::new(env!("CARGO_BIN_EXE_meshgate"))
+        .args(["cp", "--store", &store, "--api", &api.to_string(), "--localhost-is-admin=false"])
+        .args(["--admin-token-file", token_file.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(path("cp.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let cp = ControlPlane { child, api, log: path("cp.log") };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while client().get(cp.url("/")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "control plane not up; log:\n{}", cp.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let admin = std::fs::read_to_string(&token_file).unwrap().trim().to_owned();
+    let as_admin = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_meshgate"))
+            .args(args)
+            .args(["--cp", &format!("http://{api}"), "--token", &admin])
+            .output()
+            .unwrap()
+    };
+    let backend = Backend::start("a").await;
+    let port = free_port();
+    std::fs::write(
+        path("resources.yaml"),
+        format!(
+            "type: MeshGateway\nmesh: default\nname: gw\nselectors:\n- match:\n    kuma.io/service: gw\nconf:\n  listeners:\n  - port: {port}\n    protocol: HTTP\n{}\n---\n{}",
+            crate::support::backend_yaml("a-1", "a", backend.port(), ""),
+            route_to("a"),
+        ),
+    )
+    .unwrap();
+    let applied = as_admin(&["apply", "-f", path("resources.yaml").to_str().unwrap()]);
+    assert!(applied.status.success(), "{}", text(&applied.stderr));
+    let token = |mesh: &str, name: &str, file: &str| {
+        let out =
+            as_admin(&["generate", "dataplane-token", "--mesh", mesh, "--name", name, "--tag", "kuma.io/service=gw"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        std::fs::write(path(file), &out.stdout).unwrap();
+        text(&out.stdout).trim().to_owned()
+    };
+    let good = token("default", "gw-1", "gw-1.token");
+    token("other", "gw-2", "wrong-mesh.token");
+    for (name, ip) in [("gw-1", "127.0.0.1"), ("gw-2", "127.0.0.2")] {
+        std::fs::write(
+            path(&format!("{name}.yaml")),
+            format!("type: Dataplane\nmesh: default\nname: {name}\nnetworking:\n  address: {ip}\n  gateway:\n    type: BUILTIN\n    tags:\n      kuma.io/service: gw\n"),
+        )
+        .unwrap();
+    }
+
+    // Its own token: registered, served, acknowledged — with loopback no longer admin.
+    let token_arg = path("gw-1.token");
+    let dp1 = DataPlane::spawn(
+        api,
+        &path("gw-1.yaml"),
+        &path("state-1"),
+        &path("dp-1.log"),
+        &["--token-file", token_arg.to_str().unwrap()],
+    );
+    dp1.wait_ready().await;
+    eventually(Duration::from_secs(10), "traffic through the gateway", || async {
+        backend_at("127.0.0.1", port).await == "a"
+    })
+    .await;
+
+    // A token for a Dataplane in another mesh: the registration is refused and no plan is ever sent.
+    let wrong = path("wrong-mesh.token");
+    let dp2 = DataPlane::spawn(
+        api,
+        &path("gw-2.yaml"),
+        &path("state-2"),
+        &path("dp-2.log"),
+        &["--token-file", wrong.to_str().unwrap()],
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!dp2.ready().await, "a gateway with another mesh's token got a plan; log:\n{}", dp2.log());
+    assert!(dp2.log().contains("403"), "{}", dp2.log());
+    assert!(!path("state-2").join("plan.json").exists());
+    assert!(cp.log().contains("gateway request refused"), "{}", cp.log());
+
+    // The good token reaches nothing but its own Dataplane and plan.
+    let with_token = |p: &str| client().get(cp.url(p)).bearer_auth(&good).send();
+    assert_eq!(with_token("/meshgate/v1/plans/default/gw-1").await.unwrap().status(), 200);
+    for other in [
+        "/meshgate/v1/plans/default/gw-2",
+        "/meshes/default/secrets",
+        "/meshes/default/meshgateways",
+        "/meshgate/v1/gateways",
+    ] {
+        assert_eq!(with_token(other).await.unwrap().status(), 403, "{other}");
+    }
+    // Without any token, loopback is not enough.
+    assert_eq!(client().get(cp.url("/meshgate/v1/plans/default/gw-1")).send().await.unwrap().status(), 401);
+    assert!(!cp.log().contains(&good) && !dp1.log().contains(&good));
 }
