@@ -152,7 +152,14 @@ impl Auth {
         let auth =
             Auth { store, localhost_is_admin, keys: Arc::default(), signer: Arc::default(), failures: Arc::default() };
         if auth.reload_keys().await? == 0 {
-            auth.rotate().await?;
+            match auth.rotate().await {
+                Ok(_) => {}
+                // Another replica starting on the same store created the first key at the same moment.
+                Err(StoreError::AlreadyExists(_)) => {
+                    auth.reload_keys().await?;
+                }
+                Err(e) => return Err(e),
+            }
         }
         Ok(auth)
     }
@@ -263,6 +270,12 @@ impl Auth {
         validation.set_required_spec_claims(&["exp", "nbf", "iat", "jti"]);
         let claims =
             jsonwebtoken::decode::<Claims>(token, &key, &validation).map_err(|e| format!("invalid token: {e}"))?.claims;
+        // A key deleted through another replica stops working here too.
+        match self.store.get(&Key::new(SIGNING_KEY, "", serial.to_string())).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(format!("token signed by a deleted key {serial}")),
+            Err(e) => return Err(format!("signing keys unavailable: {e}")),
+        }
         match self.store.get(&Key::new(REVOKED, "", claims.jti.clone())).await {
             Ok(None) => {}
             Ok(Some(_)) => return Err("token revoked".to_owned()),

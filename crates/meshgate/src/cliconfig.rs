@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
 /// Where a control plane is when nothing says otherwise.
-pub const DEFAULT_CP: &str = "http://127.0.0.1:5681";
+pub const DEFAULT_CP: &str = "https://127.0.0.1:5681";
 
 /// The file's content.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -33,6 +33,9 @@ pub struct ControlPlane {
     /// The user token sent to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// The CA of its certificate (https).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 /// `meshgate config …`.
@@ -62,6 +65,9 @@ pub enum ControlPlanesCommand {
         /// Authentication settings, `token=<user token>`.
         #[arg(long, value_name = "KEY=VALUE")]
         auth_conf: Vec<String>,
+        /// The CA of an https control plane's certificate.
+        #[arg(long, value_name = "FILE")]
+        ca_cert: Option<PathBuf>,
         /// Replace one of the same name.
         #[arg(long)]
         overwrite: bool,
@@ -129,17 +135,20 @@ impl CliConfig {
     }
 }
 
-/// The control plane to talk to and the token to send: `--cp`/`MESHGATE_CP` and `--token`/`MESHGATE_TOKEN` first,
-/// else the one in use, else [`DEFAULT_CP`] without a token.
-pub fn resolve(flag: Option<&str>, token: Option<&str>) -> anyhow::Result<(String, Option<String>)> {
+/// The control plane to talk to, the token to send and the CA to trust: flags (or their environment variables)
+/// first, else the control plane in use, else [`DEFAULT_CP`] without a token.
+pub fn resolve(
+    flag: Option<&str>,
+    token: Option<&str>,
+    ca_cert: Option<&std::path::Path>,
+) -> anyhow::Result<(String, Option<String>, Option<PathBuf>)> {
     let config = CliConfig::load()?;
-    let current = config.current();
+    // A configured token and CA go only to their own control plane.
+    let current = config.current().filter(|c| flag.is_none_or(|f| f == c.address));
     let address = flag.map(str::to_owned).or_else(|| current.map(|c| c.address.clone()));
-    // A configured token goes only to its own control plane.
-    let token = token
-        .map(str::to_owned)
-        .or_else(|| current.filter(|c| flag.is_none_or(|f| f == c.address)).and_then(|c| c.token.clone()));
-    Ok((address.unwrap_or_else(|| DEFAULT_CP.to_owned()), token))
+    let token = token.map(str::to_owned).or_else(|| current.and_then(|c| c.token.clone()));
+    let ca_cert = ca_cert.map(std::path::Path::to_path_buf).or_else(|| current.and_then(|c| c.ca_cert.clone()));
+    Ok((address.unwrap_or_else(|| DEFAULT_CP.to_owned()), token, ca_cert))
 }
 
 /// Runs `meshgate config …`.
@@ -147,7 +156,7 @@ pub fn run(command: &ConfigCommand) -> anyhow::Result<ExitCode> {
     let ConfigCommand::ControlPlanes(command) = command;
     let mut config = CliConfig::load()?;
     match command {
-        ControlPlanesCommand::Add { name, address, auth_type, auth_conf, overwrite } => {
+        ControlPlanesCommand::Add { name, address, auth_type, auth_conf, ca_cert, overwrite } => {
             if !(address.starts_with("http://") || address.starts_with("https://")) {
                 bail!("--address must be an http:// or https:// URL");
             }
@@ -159,7 +168,11 @@ pub fn run(command: &ConfigCommand) -> anyhow::Result<ExitCode> {
                 }
                 Some(other) => bail!("--auth-type {other:?}: only `tokens` is known"),
             };
-            let entry = ControlPlane { name: name.clone(), address: address.clone(), token };
+            let ca_cert = match ca_cert {
+                Some(p) => Some(std::fs::canonicalize(p).with_context(|| format!("{}", p.display()))?),
+                None => None,
+            };
+            let entry = ControlPlane { name: name.clone(), address: address.clone(), token, ca_cert };
             match config.control_planes.iter_mut().find(|c| &c.name == name) {
                 Some(_) if !*overwrite => bail!("a control plane named {name:?} exists (--overwrite replaces it)"),
                 Some(existing) => *existing = entry,

@@ -12,12 +12,50 @@ use serde_json::Value;
 #[derive(Debug, Clone, clap::Args)]
 pub struct Target {
     /// The control plane's API address [default: the one in use (`meshgate config control-planes`), else
-    /// http://127.0.0.1:5681].
+    /// https://127.0.0.1:5681].
     #[arg(long = "cp", value_name = "URL", env = "MESHGATE_CP")]
     pub cp: Option<String>,
     /// A user token to authenticate with [default: the configured control plane's].
     #[arg(long, value_name = "TOKEN", env = "MESHGATE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// The CA that signed an https control plane's certificate (its `ca.pem`) [default: the configured one's].
+    #[arg(long, value_name = "FILE", env = "MESHGATE_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+}
+
+/// An HTTP client for a control plane: its CA only (no other roots: a certificate it did not sign fails the
+/// connection), and the token on every request.
+pub(crate) fn cp_client(
+    base: &str,
+    ca_cert: Option<&std::path::Path>,
+    token: Option<&str>,
+    builder: reqwest::ClientBuilder,
+) -> anyhow::Result<reqwest::Client> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = token {
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim()))
+            .context("the token is not a valid header value")?;
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    let mut builder = builder.default_headers(headers).tls_built_in_root_certs(false);
+    if base.starts_with("https://") {
+        let Some(ca) = ca_cert else {
+            bail!(
+                "{base} is HTTPS: give the CA that signed its certificate (--ca-cert, e.g. the control plane's meshgate-cp-tls/ca.pem)"
+            );
+        };
+        let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .with_context(|| format!("{}: not PEM certificates", ca.display()))?;
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    } else if !base.starts_with("http://") {
+        bail!("{base}: the control plane's address must be an http:// or https:// URL");
+    }
+    builder.build().context("building the HTTP client")
 }
 
 /// How `get` prints.
@@ -112,20 +150,10 @@ struct Cp {
 
 impl Cp {
     fn new(target: &Target) -> anyhow::Result<Cp> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let (base, token) = crate::cliconfig::resolve(target.cp.as_deref(), target.token.as_deref())?;
-        let mut headers = reqwest::header::HeaderMap::new();
-        if let Some(token) = token {
-            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim()))
-                .context("the token is not a valid header value")?;
-            value.set_sensitive(true);
-            headers.insert(reqwest::header::AUTHORIZATION, value);
-        }
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .default_headers(headers)
-            .build()
-            .context("building the HTTP client")?;
+        let (base, token, ca) =
+            crate::cliconfig::resolve(target.cp.as_deref(), target.token.as_deref(), target.ca_cert.as_deref())?;
+        let builder = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30));
+        let http = cp_client(&base, ca.as_deref(), token.as_deref(), builder)?;
         Ok(Cp { base: base.trim_end_matches('/').to_owned(), http })
     }
 

@@ -27,6 +27,8 @@ pub struct CpArgs {
     /// Where the first start writes the admin user token (readable by this user only).
     #[arg(long, value_name = "FILE", default_value = "meshgate-admin-token")]
     pub admin_token_file: std::path::PathBuf,
+    #[command(flatten)]
+    pub tls: crate::cptls::TlsArgs,
 }
 
 /// On the very first start of a store (whichever replica gets there first), issues an admin token and writes it
@@ -95,6 +97,7 @@ async fn serve(args: CpArgs) -> anyhow::Result<ExitCode> {
             Err(e) => return Err(e).context("creating the default Mesh"),
         }
     }
+    let tls = crate::cptls::server_config(&args.tls, args.api)?;
     let listener = tokio::net::TcpListener::bind(args.api)
         .await
         .with_context(|| format!("binding the API address {}", args.api))?;
@@ -113,19 +116,24 @@ async fn serve(args: CpArgs) -> anyhow::Result<ExitCode> {
         "localhostIsAdmin": args.localhost_is_admin,
     });
     let app = meshgate_cp::router(store, meshgate_cp::ServerInfo::default(), config, Some(auth));
-    tracing::info!(store = %shown, api = %address, "control plane ready");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(store = %shown, api = %format!("{scheme}://{address}"), "control plane ready");
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move {
-            tokio::select! {
-                _ = terminate.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            tracing::info!("stopping");
-        })
-        .await
-        .context("serving the API")?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        tracing::info!("stopping");
+    };
+    match tls {
+        Some(config) => crate::cptls::serve(listener, config, app, shutdown).await,
+        None => axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving the API")?,
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -19,7 +19,7 @@ use crate::run::admin::AdminState;
 #[derive(Debug, clap::Args)]
 pub struct DpArgs {
     /// The control plane.
-    #[arg(long = "cp", value_name = "URL", env = "MESHGATE_CP", default_value = "http://127.0.0.1:5681")]
+    #[arg(long = "cp", value_name = "URL", env = "MESHGATE_CP", default_value = "https://127.0.0.1:5681")]
     pub cp: String,
     /// A builtin-gateway Dataplane (Universal YAML) to register on the control plane, and run.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["mesh", "name"])]
@@ -30,6 +30,9 @@ pub struct DpArgs {
     /// The name of an existing Dataplane to run (with --mesh).
     #[arg(long, requires = "mesh")]
     pub name: Option<String>,
+    /// The CA of an https control plane's certificate; a certificate it did not sign is refused.
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
     /// The dataplane token (`meshgate generate dataplane-token`) to present to the control plane.
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
@@ -112,20 +115,12 @@ async fn serve(args: DpArgs, me: Identity) -> anyhow::Result<ExitCode> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => tracing::warn!(error = %e, "reading the kept plan"),
     }
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut headers = reqwest::header::HeaderMap::new();
-    if let Some(file) = &args.token_file {
-        let token = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim()))
-            .with_context(|| format!("{}: not a token", file.display()))?;
-        value.set_sensitive(true);
-        headers.insert(reqwest::header::AUTHORIZATION, value);
-    }
-    let http = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .default_headers(headers)
-        .build()
-        .context("building the HTTP client")?;
+    let token = match &args.token_file {
+        Some(file) => Some(std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?),
+        None => None,
+    };
+    let builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(5));
+    let http = crate::client::cp_client(&args.cp, args.ca_cert.as_deref(), token.as_deref(), builder)?;
     let link = Link { http, base: args.cp.trim_end_matches('/').to_owned(), me, state_dir: args.state_dir.clone() };
     let follow = tokio::spawn(follow(link, current, Arc::clone(&proxy), Arc::clone(&admin)));
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

@@ -4,6 +4,7 @@
 mod cliconfig;
 mod client;
 mod cp;
+mod cptls;
 mod dp;
 mod generate;
 mod inspect;
@@ -51,7 +52,7 @@ enum Command {
     Cp(cp::CpArgs),
     /// Run a gateway fed by a control plane: register its Dataplane, receive its plan, keep serving the last one.
     ///
-    /// Example: meshgate dp --cp http://cp:5681 --dataplane-file gateway-dp.yaml --state-dir /var/lib/meshgate-dp
+    /// Example: meshgate dp --cp https://cp:5681 --ca-cert ca.pem --token-file edge-1.token --dataplane-file edge-1.yaml
     Dp(dp::DpArgs),
     /// Create or update resources on a control plane from files (Meshes first), like `kumactl apply`.
     ///

@@ -26,7 +26,7 @@ impl ControlPlane {
         let api: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_meshgate"))
             .args(["cp", "--store", store, "--api", &api.to_string()])
-            .args(["--admin-token-file", log.with_extension("token").to_str().unwrap()])
+            .args(["--admin-token-file", log.with_extension("token").to_str().unwrap(), "--plain-http"])
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log).unwrap())
@@ -443,7 +443,7 @@ async fn the_api_is_authenticated_with_roles() {
     let token_file = dir.path().join("admin-token");
     let child = Command::new(env!("CARGO_BIN_EXE_meshgate"))
         .args(["cp", "--store", &store, "--api", &api.to_string(), "--localhost-is-admin=false"])
-        .args(["--admin-token-file", token_file.to_str().unwrap()])
+        .args(["--admin-token-file", token_file.to_str().unwrap(), "--plain-http"])
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
@@ -611,7 +611,7 @@ async fn gateways_prove_which_dataplane_they_are() {
     let token_file = path("admin-token");
     let child = Command::new(env!("CARGO_BIN_EXE_meshgate"))
         .args(["cp", "--store", &store, "--api", &api.to_string(), "--localhost-is-admin=false"])
-        .args(["--admin-token-file", token_file.to_str().unwrap()])
+        .args(["--admin-token-file", token_file.to_str().unwrap(), "--plain-http"])
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(path("cp.log")).unwrap())
@@ -705,4 +705,127 @@ async fn gateways_prove_which_dataplane_they_are() {
     // Without any token, loopback is not enough.
     assert_eq!(client().get(cp.url("/meshgate/v1/plans/default/gw-1")).send().await.unwrap().status(), 401);
     assert!(!cp.log().contains(&good) && !dp1.log().contains(&good));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_is_https_and_clients_check_its_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    // Plain HTTP is refused off loopback.
+    let refused = Command::new(env!("CARGO_BIN_EXE_meshgate"))
+        .args(["cp", "--store", "memory:", "--api", "0.0.0.0:0", "--plain-http"])
+        .args(["--admin-token-file", path("t0").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(text(&refused.stderr).contains("only allowed on a loopback address"), "{}", text(&refused.stderr));
+
+    let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_meshgate"))
+        .args(["cp", "--store", &format!("sqlite:{}", path("db").display()), "--api", &api.to_string()])
+        .args(["--admin-token-file", path("admin-token").to_str().unwrap(), "--tls-dir", path("tls").to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(path("cp.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let cp = ControlPlane { child, api, log: path("cp.log") };
+    let ca = path("tls").join("ca.pem");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !ca.exists() || std::net::TcpStream::connect(api).is_err() {
+        assert!(Instant::now() < deadline, "control plane not up; log:\n{}", cp.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(path("tls").join("key.pem")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // A certificate that did not come from this CA, to play the wrong CA.
+    let wrong = Command::new(env!("CARGO_BIN_EXE_meshgate"))
+        .args(["generate", "tls-certificate", "--type=server", "--hostname=localhost", "--key-type=ecdsa"])
+        .args([
+            "--key-file",
+            path("wrong-key.pem").to_str().unwrap(),
+            "--cert-file",
+            path("wrong-ca.pem").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(wrong.status.success());
+    let https = format!("https://{api}");
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_meshgate")).args(args).env_remove("MESHGATE_CP").output().unwrap()
+    };
+    // The right CA: the CLI works (loopback is admin by default).
+    let ok = cli(&["get", "meshes", "--cp", &https, "--ca-cert", ca.to_str().unwrap()]);
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    assert!(text(&ok.stdout).contains("default"));
+    // The wrong CA, or none: refused before anything is sent.
+    let bad = cli(&["get", "meshes", "--cp", &https, "--ca-cert", path("wrong-ca.pem").to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(1));
+    let none = cli(&["get", "meshes", "--cp", &https]);
+    assert!(text(&none.stderr).contains("--ca-cert"), "{}", text(&none.stderr));
+    // Plain HTTP to the HTTPS port gets nothing.
+    assert!(client().get(format!("http://{api}/meshes")).send().await.map_or(true, |r| !r.status().is_success()));
+
+    // Gateways: the wrong CA never connects (and gets no plan); the right one does.
+    let port = free_port();
+    let backend = Backend::start("a").await;
+    std::fs::write(
+        path("resources.yaml"),
+        format!(
+            "type: MeshGateway\nmesh: default\nname: gw\nselectors:\n- match:\n    kuma.io/service: gw\nconf:\n  listeners:\n  - port: {port}\n    protocol: HTTP\n{}\n---\n{}",
+            crate::support::backend_yaml("a-1", "a", backend.port(), ""),
+            route_to("a"),
+        ),
+    )
+    .unwrap();
+    let applied = cli(&[
+        "apply",
+        "-f",
+        path("resources.yaml").to_str().unwrap(),
+        "--cp",
+        &https,
+        "--ca-cert",
+        ca.to_str().unwrap(),
+    ]);
+    assert!(applied.status.success(), "{}", text(&applied.stderr));
+    std::fs::write(
+        path("gw-1.yaml"),
+        "type: Dataplane\nmesh: default\nname: gw-1\nnetworking:\n  address: 127.0.0.1\n  gateway:\n    type: BUILTIN\n    tags:\n      kuma.io/service: gw\n",
+    )
+    .unwrap();
+    let spawn = |ca: &Path, state: &str, log: &str| {
+        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_meshgate"))
+            .args([
+                "dp",
+                "--cp",
+                &https,
+                "--ca-cert",
+                ca.to_str().unwrap(),
+                "--dataplane-file",
+                path("gw-1.yaml").to_str().unwrap(),
+            ])
+            .args(["--state-dir", path(state).to_str().unwrap(), "--admin", &admin.to_string(), "--workers", "1"])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(path(log)).unwrap())
+            .spawn()
+            .unwrap();
+        DataPlane { child, admin, log: path(log) }
+    };
+    let wrong_dp = spawn(&path("wrong-ca.pem"), "state-wrong", "dp-wrong.log");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!wrong_dp.ready().await, "{}", wrong_dp.log());
+    assert!(wrong_dp.log().contains("control plane unreachable"), "{}", wrong_dp.log());
+    assert!(!path("state-wrong").join("plan.json").exists());
+    drop(wrong_dp);
+    let dp = spawn(&ca, "state", "dp.log");
+    dp.wait_ready().await;
+    eventually(Duration::from_secs(10), "traffic through the gateway", || async {
+        backend_at("127.0.0.1", port).await == "a"
+    })
+    .await;
 }
