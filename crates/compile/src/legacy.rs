@@ -264,7 +264,7 @@ fn best<'p, C>(
 }
 
 fn applied(kind: &str, name: &str) -> AppliedPolicy {
-    AppliedPolicy { kind: kind.to_owned(), name: name.to_owned(), status: "applied".to_owned() }
+    AppliedPolicy { kind: kind.to_owned(), name: name.to_owned(), status: "applied".to_owned(), values: Vec::new() }
 }
 
 /// The tags of the listener hostname a virtual host domain comes from (exact, then a wildcard containing it, then

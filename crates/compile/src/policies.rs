@@ -362,15 +362,18 @@ fn merge<'c>(contributions: impl Iterator<Item = &'c Contribution>) -> Option<Me
         .enumerate()
         .filter(|(_, c)| seen.insert((c.kind, c.name.clone())))
         .map(|(_, c)| {
-            let wins = list
+            let mine: BTreeSet<usize> =
+                list.iter().enumerate().filter(|(_, o)| o.kind == c.kind && o.name == c.name).map(|(j, _)| j).collect();
+            let values: Vec<String> = winner
                 .iter()
-                .enumerate()
-                .filter(|(_, o)| o.kind == c.kind && o.name == c.name)
-                .any(|(j, _)| winner.values().any(|w| *w == j));
+                .filter(|(_, w)| mine.contains(w))
+                .map(|(path, _)| path.trim_start_matches('/').replace('/', "."))
+                .collect();
             AppliedPolicy {
                 kind: c.kind.name().to_owned(),
                 name: c.name.clone(),
-                status: if wins { "applied" } else { "overridden" }.to_owned(),
+                status: if values.is_empty() { "overridden" } else { "applied" }.to_owned(),
+                values,
             }
         })
         .collect();
@@ -732,6 +735,7 @@ fn over_legacy(legacy: RoutePolicies, new: RoutePolicies) -> RoutePolicies {
     let mark = |mut a: AppliedPolicy, overridden: bool| {
         if overridden {
             a.status = "overridden".to_owned();
+            a.values.clear();
         }
         a
     };
@@ -1328,6 +1332,13 @@ mod tests {
                 "{:?}",
                 r.path
             );
+            // Each policy is credited with the values of its conf still in force after the merge.
+            let values = |name: &str| {
+                r.policies.applied.iter().find(|a| a.name == name).map(|a| a.values.clone()).unwrap_or_default()
+            };
+            assert_eq!(values("b-low"), vec!["connectionTimeout", "http.requestTimeout"], "{:?}", r.path);
+            assert_eq!(values("a-high"), vec!["http.streamIdleTimeout"], "{:?}", r.path);
+            assert!(!values(INITIAL_TIMEOUT).iter().any(|v| v == "http.streamIdleTimeout"), "{:?}", r.path);
         }
         for r in all_routes(listener_on(&plan, 9090)) {
             assert_eq!(r.source.name, "r2");

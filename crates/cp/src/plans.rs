@@ -368,3 +368,19 @@ pub(crate) async fn bound(
             .collect(),
     )
 }
+
+/// Explains a request (the URL query string of `GET /meshgate/v1/explain`) against plans: the data plane's matcher,
+/// supplied by the binary.
+pub type Explainer = Arc<dyn Fn(&[GatewayPlan], &str) -> Result<serde_json::Value, String> + Send + Sync>;
+
+/// `GET /meshgate/v1/explain?host=…`: why a request would go where it goes, from the plans now computed.
+pub(crate) async fn explain(
+    State((plans, explainer)): State<(Distributor, Explainer)>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    let current = plans.subscribe_all().borrow().clone();
+    match explainer(&current, query.as_deref().unwrap_or_default()) {
+        Ok(answer) => Json(answer).into_response(),
+        Err(e) => crate::rest::RestError::new(StatusCode::BAD_REQUEST, "Bad Request", e).into_response(),
+    }
+}

@@ -83,14 +83,28 @@ pub(crate) fn bad_request(field: &str, message: &str) -> RestError {
 /// `config` (the control plane's settings, without credentials). Starts computing plans: call it in a runtime.
 /// With `auth`, every request but `GET /` is authenticated and checked against its role ([`crate::auth`]), and the
 /// token endpoints are served; serve it with `into_make_service_with_connect_info::<SocketAddr>()`.
-pub fn router(store: AnyStore, info: ServerInfo, config: Value, auth: Option<crate::auth::Auth>) -> Router {
+///
+/// With `explainer`, `GET /meshgate/v1/explain?…` answers from the current plans (the binary supplies the data
+/// plane's matcher; this crate does not depend on the data plane).
+pub fn router(
+    store: AnyStore,
+    info: ServerInfo,
+    config: Value,
+    auth: Option<crate::auth::Auth>,
+    explainer: Option<crate::plans::Explainer>,
+) -> Router {
     let plans = crate::plans::Distributor::start(store.clone(), meshgate_compile::Options::default());
-    let streams = Router::new()
+    let mut streams = Router::new()
         .route("/meshgate/v1/plans/{mesh}/{name}", get(crate::plans::stream))
         .route("/meshgate/v1/plans/{mesh}/{name}/ack", axum::routing::post(crate::plans::ack))
         .route("/meshgate/v1/gateways", get(crate::plans::status))
         .route("/meshgate/v1/meshgateways/{mesh}/{name}/plans", get(crate::plans::bound))
-        .with_state(plans);
+        .with_state(plans.clone());
+    if let Some(explainer) = explainer {
+        streams = streams.merge(
+            Router::new().route("/meshgate/v1/explain", get(crate::plans::explain)).with_state((plans, explainer)),
+        );
+    }
     let app = Router::new()
         .route("/", get(index))
         .route("/config", get(show_config))
@@ -137,7 +151,7 @@ pub struct Cause {
 }
 
 impl RestError {
-    fn new(status: StatusCode, title: &str, detail: impl Into<String>) -> RestError {
+    pub(crate) fn new(status: StatusCode, title: &str, detail: impl Into<String>) -> RestError {
         RestError { status, title: title.to_owned(), detail: detail.into(), causes: Vec::new() }
     }
 

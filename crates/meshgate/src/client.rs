@@ -143,13 +143,13 @@ fn path_of(kind: Kind, mesh: Option<&str>, name: Option<&str>) -> String {
     path
 }
 
-struct Cp {
+pub(crate) struct Cp {
     base: String,
     http: reqwest::Client,
 }
 
 impl Cp {
-    fn new(target: &Target) -> anyhow::Result<Cp> {
+    pub(crate) fn new(target: &Target) -> anyhow::Result<Cp> {
         let (base, token, ca) =
             crate::cliconfig::resolve(target.cp.as_deref(), target.token.as_deref(), target.ca_cert.as_deref())?;
         let builder = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30));
@@ -164,13 +164,13 @@ impl Cp {
         Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
     }
 
-    async fn get(&self, path: &str) -> anyhow::Result<(reqwest::StatusCode, Value)> {
+    pub(crate) async fn get(&self, path: &str) -> anyhow::Result<(reqwest::StatusCode, Value)> {
         self.send(self.http.get(format!("{}{path}", self.base))).await
     }
 }
 
 /// The message of an error answer: its details and every cause.
-fn explain(status: reqwest::StatusCode, body: &Value) -> String {
+pub(crate) fn explain(status: reqwest::StatusCode, body: &Value) -> String {
     let mut out = match body.get("details").and_then(Value::as_str) {
         Some(d) => format!("{d} ({status})"),
         None => format!("{status}: {body}"),
@@ -184,7 +184,7 @@ fn explain(status: reqwest::StatusCode, body: &Value) -> String {
 }
 
 /// Prints a line to standard output; a closed pipe (`| head`) ends the output quietly.
-fn say(line: &str) {
+pub(crate) fn say(line: &str) {
     use std::io::Write as _;
     let mut out = std::io::stdout().lock();
     if writeln!(out, "{line}").is_err() {
@@ -192,7 +192,7 @@ fn say(line: &str) {
     }
 }
 
-fn block_on<F: std::future::Future>(f: F) -> anyhow::Result<F::Output> {
+pub(crate) fn block_on<F: std::future::Future>(f: F) -> anyhow::Result<F::Output> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
     Ok(runtime.block_on(f))
 }

@@ -115,7 +115,12 @@ async fn serve(args: CpArgs) -> anyhow::Result<ExitCode> {
         "apiAddress": address.to_string(),
         "localhostIsAdmin": args.localhost_is_admin,
     });
-    let app = meshgate_cp::router(store, meshgate_cp::ServerInfo::default(), config, Some(auth));
+    let explainer: meshgate_cp::plans::Explainer = std::sync::Arc::new(|plans, query| {
+        let probe = meshgate_proxy::explain::Probe::from_query(query)?;
+        let answer = meshgate_proxy::explain::offline(plans, &probe)?;
+        serde_json::to_value(answer).map_err(|e| e.to_string())
+    });
+    let app = meshgate_cp::router(store, meshgate_cp::ServerInfo::default(), config, Some(auth), Some(explainer));
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(store = %shown, api = %format!("{scheme}://{address}"), "control plane ready");
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

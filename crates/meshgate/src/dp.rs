@@ -31,7 +31,7 @@ pub struct DpArgs {
     #[arg(long, requires = "mesh")]
     pub name: Option<String>,
     /// The CA of an https control plane's certificate; a certificate it did not sign is refused.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "MESHGATE_CA_CERT")]
     pub ca_cert: Option<PathBuf>,
     /// The dataplane token (`meshgate generate dataplane-token`) to present to the control plane.
     #[arg(long, value_name = "FILE")]

@@ -6,6 +6,7 @@ mod client;
 mod cp;
 mod cptls;
 mod dp;
+mod explain;
 mod generate;
 mod inspect;
 mod run;
@@ -83,6 +84,13 @@ enum Command {
     /// Show what a gateway runs, as compiled from files: listeners, routes, clusters and the policies on each.
     #[command(subcommand)]
     Inspect(InspectCommand),
+    /// Why a request would go where it goes: the listener, virtual host and route chosen (and the candidates each
+    /// beat, with the reason), the filters, the backends and the policies in force with who set each value.
+    ///
+    /// Offline from files with --config, from a running gateway with --admin, otherwise from the control plane.
+    ///
+    /// Example: meshgate explain --config examples/universal --host foo.example.com --path /api -H 'x-env: canary'
+    Explain(explain::ExplainArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -149,6 +157,7 @@ fn main() -> ExitCode {
         Command::Apply(args) => client::apply(&args),
         Command::Get(args) => client::get(&args),
         Command::Delete(args) => client::delete(&args),
+        Command::Explain(args) => explain::run(&args),
         Command::Inspect(InspectCommand::MeshGateway { name, config, mesh, target, output }) => match config {
             Some(config) => inspect::meshgateway(&config, &name, mesh.as_deref(), output),
             None => client::inspect_meshgateway(&target, mesh.as_deref().unwrap_or("default"), &name, output),

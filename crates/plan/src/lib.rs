@@ -173,6 +173,10 @@ pub struct AppliedPolicy {
     pub name: String,
     /// `applied` when at least one of its values is in force, `overridden` when later policies replaced them all.
     pub status: String,
+    /// The values of its conf that are in force, as paths (`http.requestTimeout`); empty for legacy policies, which
+    /// apply whole.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
 }
 
 /// A retry policy.

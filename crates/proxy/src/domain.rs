@@ -3,6 +3,25 @@
 
 use std::collections::HashMap;
 
+/// How a name reached its item: the exact name, a wildcard suffix, or `*`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hit {
+    /// The pattern is the name.
+    Exact,
+    /// The longest `*.suffix` containing the name.
+    Wildcard,
+    /// `*`.
+    Star,
+}
+
+/// Whether a lowercase name falls under a domain pattern (`name`, `*.suffix`, `*`): the table's own lookup, on a
+/// table of that one pattern.
+pub fn covers(pattern: &str, name: Option<&str>) -> bool {
+    let mut table = DomainTable::default();
+    table.insert(pattern, ());
+    table.find(name).is_some()
+}
+
 /// Items keyed by domain pattern (`name`, `*.suffix`, `*`).
 #[derive(Debug)]
 pub struct DomainTable<T> {
@@ -39,17 +58,21 @@ impl<T> DomainTable<T> {
 
     /// The item for a lowercase name (`None` name: only `*` answers).
     pub fn find(&self, name: Option<&str>) -> Option<&T> {
-        let index = match name {
-            Some(name) => self.exact.get(name).copied().or_else(|| {
+        self.find_hit(name).and_then(|(index, _)| self.items.get(index))
+    }
+
+    /// The index of the item for a lowercase name, and how the name reached it.
+    pub fn find_hit(&self, name: Option<&str>) -> Option<(usize, Hit)> {
+        match name {
+            Some(name) => self.exact.get(name).map(|i| (*i, Hit::Exact)).or_else(|| {
                 self.wildcards
                     .iter()
                     .find(|(suffix, _)| name.len() > suffix.len() && name.ends_with(suffix.as_str()))
-                    .map(|(_, i)| *i)
-                    .or(self.star)
+                    .map(|(_, i)| (*i, Hit::Wildcard))
+                    .or(self.star.map(|i| (i, Hit::Star)))
             }),
-            None => self.star,
-        }?;
-        self.items.get(index)
+            None => self.star.map(|i| (i, Hit::Star)),
+        }
     }
 
     /// Every item, in insertion order.

@@ -23,7 +23,7 @@ use crate::guard::GuardState;
 use crate::metrics::{Metrics, UpstreamLabels, class_index};
 use crate::path::normalize;
 use crate::policy::Outcome;
-use crate::runtime::{ActionRuntime, ForwardRuntime, ListenerKind, ListenerRuntime, RouteRuntime};
+use crate::runtime::{ActionRuntime, ForwardRuntime, ListenerKind, ListenerRuntime, RouteRuntime, VhostRuntime};
 use crate::upstream::{BoxError, UpstreamBody, UpstreamError};
 
 /// The body of responses sent downstream.
@@ -181,7 +181,7 @@ pub async fn handle(req: Request<Incoming>, conn: Arc<ConnContext>) -> Result<Re
 }
 
 /// The host a request is for: lowercase, without port (borrowed unless it had to be lowercased).
-fn request_host<B>(req: &Request<B>) -> Option<Cow<'_, str>> {
+pub(crate) fn request_host<B>(req: &Request<B>) -> Option<Cow<'_, str>> {
     let raw = match req.uri().authority() {
         Some(a) => a.host(),
         None => req.headers().get(header::HOST)?.to_str().ok()?,
@@ -199,7 +199,10 @@ fn request_host<B>(req: &Request<B>) -> Option<Cow<'_, str>> {
 }
 
 /// Why a request is refused before routing, if it is: what hyper's parser lets through but an edge must not.
-fn refusal<B>(req: &Request<B>, settings: &crate::runtime::ProxySettings) -> Option<(StatusCode, &'static str)> {
+pub(crate) fn refusal<B>(
+    req: &Request<B>,
+    settings: &crate::runtime::ProxySettings,
+) -> Option<(StatusCode, &'static str)> {
     // Kuma's gateway rejects header names with underscores (Envoy `headers_with_underscores_action`).
     if settings.reject_underscore_headers && req.headers().keys().any(|k| k.as_str().contains('_')) {
         return Some((StatusCode::BAD_REQUEST, "header names with underscores are not allowed\n"));
@@ -284,20 +287,13 @@ async fn route_and_act<'l>(
         notes.flags = "NR";
         return (empty(StatusCode::NOT_FOUND), None);
     };
-    let vhosts = match &listener.kind {
-        ListenerKind::Http { vhosts } => Some(vhosts),
-        ListenerKind::Https { chains, .. } => chains.find(conn.sni.as_deref()),
-        ListenerKind::Tcp { .. } | ListenerKind::Tls { .. } => None,
-    };
-    // After TLS, Host is matched within the SNI's virtual hosts only (SNI of one listener, Host of another: 404).
-    let Some(vhost) = vhosts.and_then(|v| v.find(Some(&host))) else {
+    let Some(vhost) = vhost_for(listener, conn.sni.as_deref(), &host) else {
         notes.flags = "NR";
         return (empty(StatusCode::NOT_FOUND), None);
     };
     let uri = req.uri().clone();
     let path = normalize(uri.path());
-    let query = uri.query();
-    let Some(route) = vhost.routes.iter().find(|r| r.matches(req.method(), &path, query, req.headers())) else {
+    let Some(route) = first_route(vhost, &req, &path) else {
         notes.flags = "NR";
         return (empty(StatusCode::NOT_FOUND), None);
     };
@@ -325,7 +321,24 @@ async fn route_and_act<'l>(
     (response, Some(route))
 }
 
-fn redirect(r: &Redirect, listener: &ListenerRuntime, host: &str, path: &str) -> Response<ResponseBody> {
+/// The virtual host a request is for: in the port's table, or after TLS in the table of the chain its SNI chose
+/// (SNI of one listener, Host of another: none).
+pub(crate) fn vhost_for<'l>(listener: &'l ListenerRuntime, sni: Option<&str>, host: &str) -> Option<&'l VhostRuntime> {
+    let vhosts = match &listener.kind {
+        ListenerKind::Http { vhosts } => Some(vhosts),
+        ListenerKind::Https { chains, .. } => chains.find(sni),
+        ListenerKind::Tcp { .. } | ListenerKind::Tls { .. } => None,
+    };
+    vhosts.and_then(|v| v.find(Some(host)))
+}
+
+/// The first route of the table whose conditions all hold for the request (its path already normalised).
+pub(crate) fn first_route<'l, B>(vhost: &'l VhostRuntime, req: &Request<B>, path: &str) -> Option<&'l RouteRuntime> {
+    let query = req.uri().query();
+    vhost.routes.iter().find(|r| r.matches(req.method(), path, query, req.headers()))
+}
+
+pub(crate) fn redirect(r: &Redirect, listener: &ListenerRuntime, host: &str, path: &str) -> Response<ResponseBody> {
     let scheme = r.scheme.as_deref().unwrap_or(listener.scheme);
     let host = r.host.as_deref().unwrap_or(host);
     let port = r.port.unwrap_or(listener.port);

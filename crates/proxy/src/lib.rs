@@ -16,6 +16,7 @@ pub mod accesslog;
 pub mod balance;
 pub mod body;
 pub mod domain;
+pub mod explain;
 pub mod guard;
 pub mod handler;
 pub mod health;

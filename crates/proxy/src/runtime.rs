@@ -260,6 +260,11 @@ impl<T> Weighted<T> {
         self.entries.is_empty()
     }
 
+    /// The items, in order.
+    pub fn items(&self) -> impl Iterator<Item = &T> {
+        self.entries.iter().map(|(item, _)| item)
+    }
+
     /// Chooses an item by weight (a lone item always; all weights 0: the first).
     pub fn choose(&self) -> Option<&T> {
         match self.entries.len() {
@@ -323,6 +328,8 @@ pub struct RouteRuntime {
     pub action: ActionRuntime,
     /// The route resource's name (metrics label).
     pub label: String,
+    /// Its index in the plan's route table of its virtual host.
+    pub index: usize,
     /// Request counters by status class.
     pub counters: [Counter; 5],
     /// How long the upstream may take to answer, all attempts together (zero: no limit).
@@ -363,18 +370,37 @@ impl RateLimitRuntime {
     }
 }
 
+/// The first condition of a route that a request fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mismatch {
+    /// The path.
+    Path,
+    /// The method.
+    Method,
+    /// The header condition at this index.
+    Header(usize),
+    /// The query condition at this index.
+    Query(usize),
+}
+
 impl RouteRuntime {
     /// Whether the request matches every condition.
+    #[inline]
     pub fn matches(&self, method: &Method, path: &str, query: Option<&str>, headers: &HeaderMap) -> bool {
+        self.mismatch(method, path, query, headers).is_none()
+    }
+
+    /// The first condition the request fails, in the order they are checked (none: it matches).
+    pub fn mismatch(&self, method: &Method, path: &str, query: Option<&str>, headers: &HeaderMap) -> Option<Mismatch> {
         if !self.path.matches(path) {
-            return false;
+            return Some(Mismatch::Path);
         }
         if let Some(m) = &self.method
             && m != method
         {
-            return false;
+            return Some(Mismatch::Method);
         }
-        for (name, cond) in &self.headers {
+        for (i, (name, cond)) in self.headers.iter().enumerate() {
             let mut values = headers.get_all(name).iter().peekable();
             let ok = match cond {
                 ValueMatcher::Absent => values.peek().is_none(),
@@ -386,10 +412,10 @@ impl RouteRuntime {
                 }
             };
             if !ok {
-                return false;
+                return Some(Mismatch::Header(i));
             }
         }
-        for (name, cond) in &self.query {
+        for (i, (name, cond)) in self.query.iter().enumerate() {
             let value = query.and_then(|q| query_value(q, name));
             let ok = match (cond, value) {
                 (ValueMatcher::Absent, v) => v.is_none(),
@@ -398,15 +424,15 @@ impl RouteRuntime {
                 (_, None) => false,
             };
             if !ok {
-                return false;
+                return Some(Mismatch::Query(i));
             }
         }
-        true
+        None
     }
 }
 
 /// The first value of a query parameter, percent-decoded.
-fn query_value(query: &str, name: &str) -> Option<String> {
+pub(crate) fn query_value(query: &str, name: &str) -> Option<String> {
     for pair in query.split('&') {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         if percent_decode(k) == name {
@@ -416,7 +442,7 @@ fn query_value(query: &str, name: &str) -> Option<String> {
     None
 }
 
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     if !s.contains('%') && !s.contains('+') {
         return s.to_owned();
     }
@@ -650,7 +676,7 @@ impl Builder<'_> {
         self.clusters.get(name).cloned()
     }
 
-    fn route(&mut self, listener: &Listener, route: &Route) -> Result<RouteRuntime, String> {
+    fn route(&mut self, listener: &Listener, route: &Route, index: usize) -> Result<RouteRuntime, String> {
         let path = match &route.path {
             PathMatch::Exact(p) => PathMatcher::Exact(p.clone()),
             PathMatch::Prefix(p) => PathMatcher::Prefix(p.clone()),
@@ -731,6 +757,7 @@ impl Builder<'_> {
             retries: self.metrics.retries.get_or_create(&labels).clone(),
             duration: self.metrics.route_duration.get_or_create(&labels).clone(),
             label,
+            index,
         })
     }
 
@@ -757,8 +784,8 @@ impl Builder<'_> {
         let mut table = VhostTable::default();
         for vhost in vhosts {
             let mut routes = Vec::with_capacity(vhost.routes.len());
-            for route in &vhost.routes {
-                match self.route(listener, route) {
+            for (index, route) in vhost.routes.iter().enumerate() {
+                match self.route(listener, route, index) {
                     Ok(r) => routes.push(r),
                     Err(e) => self.warnings.push(format!(
                         "{} {}: route of {} left out: {e}",

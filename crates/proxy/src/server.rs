@@ -56,6 +56,8 @@ pub struct Proxy {
     shared: crate::runtime::Shared,
     sweeper: Sweeper,
     listeners: tokio::sync::Mutex<HashMap<SocketAddr, Running>>,
+    /// The plans applied last (for `explain`).
+    plans: ArcSwap<Vec<GatewayPlan>>,
     ready: AtomicBool,
     draining: AtomicBool,
     drain_timeout: Duration,
@@ -76,6 +78,7 @@ impl Proxy {
             shared: crate::runtime::Shared::default(),
             sweeper: Sweeper::new(),
             listeners: tokio::sync::Mutex::new(HashMap::new()),
+            plans: ArcSwap::default(),
             ready: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             drain_timeout,
@@ -176,11 +179,23 @@ impl Proxy {
                 Err(e) => report.errors.push(format!("{addr}: cannot listen for {}: {e}", listener.name)),
             }
         }
+        self.plans.store(Arc::new(plans.to_vec()));
         self.shared.pools.retain(&pool_keys);
         self.shared.sinks.retain(&sinks);
         self.shared.health.sync(&endpoint_states, &checkers);
         self.ready.store(report.errors.is_empty(), Ordering::Release);
         report
+    }
+
+    /// Why a described request would go where it goes, on the listeners running now (their endpoint health
+    /// included): the same matching functions that serve traffic.
+    pub async fn explain(&self, probe: &crate::explain::Probe) -> Result<crate::explain::Explanation, String> {
+        let plans = self.plans.load_full();
+        let running = self.listeners.lock().await;
+        crate::explain::live(&plans, probe, |plan, port| {
+            let ip: IpAddr = plan.address.parse().ok()?;
+            running.get(&SocketAddr::new(ip, port)).map(|r| r.config.load_full())
+        })
     }
 
     /// Stops accepting everywhere and waits (up to the drain timeout) for in-flight requests.

@@ -12,7 +12,13 @@ struct Client(Router);
 
 impl Client {
     fn new() -> Client {
-        Client(router(AnyStore::Memory(MemoryStore::new()), ServerInfo::default(), json!({"store": "memory:"}), None))
+        Client(router(
+            AnyStore::Memory(MemoryStore::new()),
+            ServerInfo::default(),
+            json!({"store": "memory:"}),
+            None,
+            None,
+        ))
     }
 
     async fn call(

@@ -1,4 +1,4 @@
-//! The admin listener: `/ready`, `/health`, `/config`, `/metrics`.
+//! The admin listener: `/ready`, `/health`, `/config`, `/metrics`, `/explain`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -67,6 +67,21 @@ async fn metrics(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.proxy.metrics().render())
 }
 
+/// `GET /explain?host=…&path=…`: why a request would go where it goes, on the listeners running now.
+async fn explain(
+    State(state): State<Arc<AdminState>>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> axum::response::Response {
+    let answer = match meshgate_proxy::explain::Probe::from_query(query.as_deref().unwrap_or_default()) {
+        Ok(probe) => state.proxy.explain(&probe).await,
+        Err(e) => Err(e),
+    };
+    match answer {
+        Ok(e) => axum::Json(e).into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({ "error": e }))).into_response(),
+    }
+}
+
 /// Serves the admin endpoints on `listener` until the process stops.
 pub async fn serve(listener: tokio::net::TcpListener, state: Arc<AdminState>) {
     let app = Router::new()
@@ -74,6 +89,7 @@ pub async fn serve(listener: tokio::net::TcpListener, state: Arc<AdminState>) {
         .route("/health", get(health))
         .route("/config", get(config))
         .route("/metrics", get(metrics))
+        .route("/explain", get(explain))
         .with_state(state);
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "admin listener stopped");

@@ -384,6 +384,13 @@ async fn two_gateways_follow_the_control_plane_and_outlive_it() {
     .await;
     let inspected = text(&cp.cli(&["inspect", "meshgateway", "gw"]).stdout);
     assert!(inspected.contains(&format!(":{port}")) && inspected.contains("(1 connected)"), "{inspected}");
+    // explain through the control plane: the route to b, for the Dataplane asked about.
+    let explained =
+        cp.cli(&["explain", "--gateway", "gw", "--dataplane", "gw-2", "--host", "x", "--path", "/p", "-o", "json"]);
+    assert!(explained.status.success(), "{}", text(&explained.stderr));
+    let e: Value = serde_json::from_slice(&explained.stdout).unwrap();
+    assert_eq!(e["dataplane"], "default/gw-2", "{e}");
+    assert_eq!(e["action"]["backends"][0]["service"], "b", "{e}");
 
     // The control plane goes away: traffic goes on, and a gateway restarted meanwhile serves its kept plan.
     drop(cp);

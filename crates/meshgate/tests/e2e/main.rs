@@ -3,6 +3,7 @@
 
 mod cli;
 mod controlplane;
+mod explain;
 mod gateway;
 mod meshroutes;
 mod policies;
