@@ -27,7 +27,7 @@ impl ControlPlane {
         let child = Command::new(env!("CARGO_BIN_EXE_meshgate"))
             .args(["cp", "--store", store, "--api", &api.to_string()])
             .args(["--admin-token-file", log.with_extension("token").to_str().unwrap(), "--plain-http"])
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "info,meshgate_cp::plans=debug")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log).unwrap())
             .spawn()
@@ -835,4 +835,98 @@ async fn the_api_is_https_and_clients_check_its_ca() {
         backend_at("127.0.0.1", port).await == "a"
     })
     .await;
+}
+
+/// The scale test of the control plane (not in CI's default run):
+/// `cargo test --release -p meshgate --test e2e scale -- --ignored --nocapture`.
+/// 1,000 gateway Dataplanes each hold a plan stream; one route change must reach all of them, and the time until the
+/// last one acknowledges it is reported with the control plane's memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "scale test: run by hand with --ignored --nocapture (see bench/README.md)"]
+async fn scale_one_change_reaches_1000_gateway_streams() {
+    const GATEWAYS: usize = 1000;
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    let store = format!("sqlite:{}", path("meshgate.db").display());
+    let cp = ControlPlane::start(&store, &path("cp.log")).await;
+    let port = free_port();
+    let mut resources = format!(
+        "type: MeshGateway\nmesh: default\nname: gw\nselectors:\n- match:\n    kuma.io/service: gw\nconf:\n  listeners:\n  - port: {port}\n    protocol: HTTP\n{}\n{}\n---\n{}",
+        crate::support::backend_yaml("a-1", "a", 10001, ""),
+        crate::support::backend_yaml("b-1", "b", 10002, ""),
+        route_to("a"),
+    );
+    for i in 0..GATEWAYS {
+        resources.push_str(&format!(
+            "\n---\ntype: Dataplane\nmesh: default\nname: gw-{i}\nnetworking:\n  address: 127.0.0.1\n  gateway:\n    type: BUILTIN\n    tags:\n      kuma.io/service: gw\n"
+        ));
+    }
+    std::fs::write(path("resources.yaml"), resources).unwrap();
+    let started = Instant::now();
+    let applied = cp.cli(&["apply", "-f", path("resources.yaml").to_str().unwrap()]);
+    assert!(applied.status.success(), "{}", text(&applied.stderr));
+    eprintln!("applied {} resources in {:?}", GATEWAYS + 4, started.elapsed());
+
+    // One stream per gateway: the first line is the current plan; every later line is acknowledged.
+    let http = reqwest::Client::builder().pool_max_idle_per_host(GATEWAYS * 2).build().unwrap();
+    let (first_tx, mut first_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let (acked_tx, mut acked_rx) = tokio::sync::mpsc::unbounded_channel::<(String, Instant)>();
+    for i in 0..GATEWAYS {
+        let (http, base, first_tx, acked_tx) = (http.clone(), cp.url(""), first_tx.clone(), acked_tx.clone());
+        tokio::spawn(async move {
+            let stream = format!("{base}/meshgate/v1/plans/default/gw-{i}");
+            let mut resp = http.get(&stream).send().await.unwrap();
+            let mut buf = Vec::new();
+            let mut first = true;
+            // The stream ends when the control plane stops at the end of the test.
+            while let Ok(Some(chunk)) = resp.chunk().await {
+                buf.extend_from_slice(&chunk);
+                while let Some(end) = buf.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = buf.drain(..=end).collect();
+                    let Ok(message) = serde_json::from_slice::<Value>(&line) else { continue };
+                    let version = message["version"].as_str().unwrap().to_owned();
+                    let ack = http
+                        .post(format!("{stream}/ack"))
+                        .header("content-type", "application/json")
+                        .body(serde_json::json!({ "version": version }).to_string())
+                        .send()
+                        .await;
+                    if !ack.is_ok_and(|a| a.status().is_success()) {
+                        return;
+                    }
+                    if first {
+                        first = false;
+                        let _ = first_tx.send(version);
+                    } else {
+                        let _ = acked_tx.send((version, Instant::now()));
+                    }
+                }
+            }
+        });
+    }
+    let connect = Instant::now();
+    let mut initial = std::collections::BTreeSet::new();
+    for _ in 0..GATEWAYS {
+        initial.insert(first_rx.recv().await.unwrap());
+    }
+    eprintln!("{GATEWAYS} streams received their first plan in {:?}", connect.elapsed());
+
+    std::fs::write(path("route.yaml"), route_to("b")).unwrap();
+    let change = Instant::now();
+    assert!(cp.cli(&["apply", "-f", path("route.yaml").to_str().unwrap()]).status.success());
+    let mut last = change;
+    for _ in 0..GATEWAYS {
+        let (version, at) = tokio::time::timeout(Duration::from_secs(60), acked_rx.recv()).await.unwrap().unwrap();
+        assert!(!initial.contains(&version), "a new plan");
+        last = last.max(at);
+    }
+    let took = last - change;
+    let status = std::fs::read_to_string(format!("/proc/{}/status", cp.child.id())).unwrap();
+    let memory: Vec<&str> = status.lines().filter(|l| l.starts_with("VmRSS") || l.starts_with("VmHWM")).collect();
+    eprintln!("one change: the last of {GATEWAYS} gateways acknowledged it {took:?} after `meshgate apply` started");
+    eprintln!("control plane memory: {}", memory.join(", ").split_whitespace().collect::<Vec<_>>().join(" "));
+    let log = cp.log();
+    let rebuilds: Vec<&str> = log.lines().filter(|l| l.contains("plans rebuilt")).collect();
+    eprintln!("last rebuild: {}", rebuilds.last().unwrap_or(&""));
+    assert!(took < Duration::from_secs(2), "target: the last acknowledgement within 2 s, took {took:?}");
 }
