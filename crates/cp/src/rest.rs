@@ -72,7 +72,7 @@ struct Api {
 const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 1000;
 /// The largest resource body accepted.
-const MAX_BODY: usize = 4 << 20;
+const MAX_BODY: usize = 1 << 20;
 
 /// A 400 naming one field.
 pub(crate) fn bad_request(field: &str, message: &str) -> RestError {

@@ -156,6 +156,10 @@ async fn writes_are_refused_with_every_violation() {
         c.put("/meshes/demo/meshgateways/edge", &GATEWAY.replace("mesh: default", "mesh: demo")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(value["detail"], "mesh of name demo is not found");
+    // A body over the 1 MiB limit is refused before it is read whole.
+    let big = format!("{GATEWAY}# {}\n", "x".repeat(1 << 21));
+    let (status, _) = c.put("/meshes/default/meshgateways/edge", &big).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     // Nothing was stored.
     assert_eq!(c.get("/meshes/default/meshgateways").await.1["total"], 0);
     assert_eq!(c.get("/meshes/default/no-such-things").await.0, StatusCode::NOT_FOUND);
