@@ -42,6 +42,8 @@ pub struct ControlPlane {
 #[derive(Debug, clap::Subcommand)]
 pub enum ConfigCommand {
     /// Named control planes.
+    ///
+    /// Example: meshgate config control-planes list
     #[command(name = "control-planes", subcommand)]
     ControlPlanes(ControlPlanesCommand),
 }
@@ -73,13 +75,19 @@ pub enum ControlPlanesCommand {
         overwrite: bool,
     },
     /// Use another control plane.
+    ///
+    /// Example: meshgate config control-planes use prod
     Use {
         /// Its name.
         name: String,
     },
     /// List the control planes (`*` marks the one in use).
+    ///
+    /// Example: meshgate config control-planes list
     List,
     /// Remove a control plane.
+    ///
+    /// Example: meshgate config control-planes remove staging
     Remove {
         /// Its name.
         name: String,

@@ -28,6 +28,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How `run`, `cp` and `dp` write their logs (standard error): readable text, or one JSON object per line.
+    #[arg(long, global = true, value_enum, default_value = "text", env = "MESHGATE_LOG_FORMAT")]
+    log_format: run::LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -37,6 +40,8 @@ enum Command {
     /// Reads every *.yaml / *.yml file under each PATH (a file, a directory, or `-` for standard input), in
     /// Universal or Kubernetes form, several documents per file. Prints one line per problem,
     /// `FILE:LINE:COL: <Kind> <name>: <field path>: <message>`, and exits 1 if there is any.
+    ///
+    /// Example: meshgate validate examples/universal
     Validate {
         /// Files or directories to check (`-` reads standard input).
         #[arg(required = true, value_name = "PATH")]
@@ -46,6 +51,8 @@ enum Command {
         no_references: bool,
     },
     /// Run the gateway: serve every builtin-gateway Dataplane under --config, applying file changes live.
+    ///
+    /// Example: meshgate run --config examples/quickstart --admin 127.0.0.1:9901
     Run(run::RunArgs),
     /// Run the control plane: Kuma's REST API over a store, validating every write.
     ///
@@ -67,10 +74,14 @@ enum Command {
     ///
     /// Example: meshgate delete meshgatewayroute edge-route --mesh default
     Delete(client::DeleteArgs),
-    /// Generate files (certificates).
+    /// Generate certificates and tokens.
+    ///
+    /// Example: meshgate generate tls-certificate --type=server --hostname=foo.example.com
     #[command(subcommand)]
     Generate(GenerateCommand),
     /// The CLI's settings: named control planes.
+    ///
+    /// Example: meshgate config control-planes add --name prod --address https://cp:5681 --ca-cert ca.pem
     #[command(subcommand)]
     Config(cliconfig::ConfigCommand),
     /// Print a shell completion script.
@@ -82,6 +93,8 @@ enum Command {
         shell: clap_complete::Shell,
     },
     /// Show what a gateway runs, as compiled from files: listeners, routes, clusters and the policies on each.
+    ///
+    /// Example: meshgate inspect meshgateway edge-gateway --config examples/universal
     #[command(subcommand)]
     Inspect(InspectCommand),
     /// Why a request would go where it goes: the listener, virtual host and route chosen (and the candidates each
@@ -141,6 +154,7 @@ enum GenerateCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let _ = run::LOG_FORMAT.set(cli.log_format);
     let result = match cli.command {
         Command::Validate { paths, no_references } => validate::run(&paths, !no_references),
         Command::Generate(GenerateCommand::TlsCertificate(args)) => generate::tls_certificate(&args),

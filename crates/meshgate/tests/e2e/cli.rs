@@ -498,3 +498,63 @@ fn inspect_shows_listeners_routes_and_the_policies_in_force() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(stderr(&missing).contains("no Dataplane is bound to MeshGateway \"nope\""));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_format_json_writes_one_object_per_line() {
+    let backend = crate::support::Backend::start("a").await;
+    let port = crate::support::free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = crate::support::gateway_yaml(&format!("  - port: {port}\n    protocol: HTTP\n"));
+    config.push_str(&crate::support::backend_yaml("a-1", "a", backend.port(), ""));
+    std::fs::write(dir.path().join("config.yaml"), config).unwrap();
+    let gw = crate::support::Gateway::start(dir.path(), &["--log-format", "json"]).await;
+    // A rejected change, so that a warning is logged too.
+    crate::support::write_config(dir.path(), "broken.yaml", "type: MeshGateway\nname: [\n");
+    crate::support::eventually(std::time::Duration::from_secs(5), "the rejection is logged", || async {
+        gw.log().contains("broken.yaml")
+    })
+    .await;
+    gw.terminate();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let log = gw.log();
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(lines.len() >= 3, "{log}");
+    for line in &lines {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(v["timestamp"].is_string() && v["level"].is_string(), "{line}");
+        assert!(v["fields"]["message"].is_string(), "{line}");
+    }
+    assert!(lines.iter().any(|l| l.contains("\"WARN\"") && l.contains("broken.yaml")), "{log}");
+    assert!(lines.iter().any(|l| l.contains("listening")), "{log}");
+}
+
+/// Every command's `--help` ends with an example of its use.
+#[test]
+fn every_command_has_an_example_in_its_help() {
+    fn walk(path: &mut Vec<String>, missing: &mut Vec<String>, seen: &mut usize) {
+        *seen += 1;
+        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+        args.push("--help");
+        let help = stdout(&meshgate(&args));
+        if !path.is_empty() && !help.contains("Example: meshgate") {
+            missing.push(path.join(" "));
+        }
+        // The "Commands:" section lists the subcommands, one per line, two spaces in.
+        let Some(section) = help.split("Commands:\n").nth(1) else { return };
+        let subs: Vec<String> = section
+            .lines()
+            .take_while(|l| l.starts_with("  "))
+            .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+            .filter(|c| c != "help")
+            .collect();
+        for sub in subs {
+            path.push(sub);
+            walk(path, missing, seen);
+            path.pop();
+        }
+    }
+    let (mut missing, mut seen) = (Vec::new(), 0);
+    walk(&mut Vec::new(), &mut missing, &mut seen);
+    assert!(seen >= 20, "only {seen} commands found: the help format changed?");
+    assert!(missing.is_empty(), "commands without an example in --help: {missing:?}");
+}
