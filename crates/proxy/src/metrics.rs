@@ -208,3 +208,64 @@ impl Metrics {
 pub fn class_index(status: u16) -> usize {
     usize::from((status / 100).clamp(1, 5) - 1)
 }
+
+#[cfg(test)]
+mod docs_tests {
+    use super::*;
+
+    /// Every family, with one sample each (empty families are not rendered).
+    fn exported() -> std::collections::BTreeSet<String> {
+        let m = Metrics::default();
+        let route = Metrics::route_labels("g", "l", "r");
+        let _ = m.route_counters("g", "l", "r");
+        m.duration.get_or_create(&ListenerLabels { listener: "l".into() });
+        m.connections.get_or_create(&ListenerLabels { listener: "l".into() });
+        m.upstream_errors.get_or_create(&UpstreamLabels { cluster: "c".into(), reason: "connect".into() });
+        m.rate_limited.get_or_create(&route);
+        m.retries.get_or_create(&route);
+        m.ejections.get_or_create(&ClusterLabels { cluster: "c".into() });
+        m.overflow.get_or_create(&ClusterLabels { cluster: "c".into() });
+        m.route_duration.get_or_create(&route);
+        m.endpoint_health.get_or_create(&EndpointLabels { cluster: "c".into(), endpoint: "e".into() });
+        m.render()
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .filter_map(|l| l.split(['{', ' ']).next().map(str::to_owned))
+            .collect()
+    }
+
+    fn named_in(text: &str) -> std::collections::BTreeSet<String> {
+        let mut out = std::collections::BTreeSet::new();
+        for (i, _) in text.match_indices("meshgate_") {
+            let name: String =
+                text[i..].chars().take_while(|c| c.is_ascii_lowercase() || *c == '_' || c.is_ascii_digit()).collect();
+            // `meshgate_cp::plans` is a Rust path (a log target), not a metric.
+            if !text[i + name.len()..].starts_with("::") {
+                out.insert(name);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_docs_and_the_dashboard_name_exported_metrics_only_and_the_docs_name_them_all() {
+        let exported = exported();
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/");
+        let doc = std::fs::read_to_string(format!("{root}observability.md")).unwrap_or_default();
+        let dashboard = std::fs::read_to_string(format!("{root}grafana-dashboard.json")).unwrap_or_default();
+        let families: std::collections::BTreeSet<String> = exported
+            .iter()
+            .map(|n| ["_bucket", "_sum", "_count"].iter().find_map(|s| n.strip_suffix(s)).unwrap_or(n).to_owned())
+            .collect();
+        assert!(families.len() >= 11, "{families:?}");
+        for name in named_in(&doc).iter().chain(named_in(&dashboard).iter()) {
+            let known = exported.contains(name) || families.contains(name);
+            assert!(known || name == "meshgate_", "{name} is named in docs/ but not exported");
+        }
+        for family in &families {
+            assert!(doc.contains(&format!("`{family}`")), "docs/observability.md does not list {family}");
+        }
+        let dashboard: serde_json::Value = serde_json::from_str(&dashboard).unwrap_or_default();
+        assert!(dashboard["panels"].as_array().is_some_and(|p| p.len() >= 8), "the dashboard is valid JSON");
+    }
+}
