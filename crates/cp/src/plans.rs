@@ -345,8 +345,13 @@ pub struct GatewayStatus {
 }
 
 pub(crate) async fn status(State(d): State<Distributor>) -> Json<Vec<GatewayStatus>> {
-    Json(
-        d.gateways()
+    Json(d.statuses())
+}
+
+impl Distributor {
+    /// Which plan version each gateway has, which it applied, and how many streams it holds.
+    pub fn statuses(&self) -> Vec<GatewayStatus> {
+        self.gateways()
             .iter()
             .map(|(k, g)| GatewayStatus {
                 mesh: k.mesh.clone(),
@@ -356,8 +361,8 @@ pub(crate) async fn status(State(d): State<Distributor>) -> Json<Vec<GatewayStat
                 acked_at: g.acked_at.clone(),
                 connected: g.streams,
             })
-            .collect(),
-    )
+            .collect()
+    }
 }
 
 /// What `GET /meshgate/v1/meshgateways/{mesh}/{name}/plans` says about one bound Dataplane.
@@ -398,18 +403,47 @@ pub(crate) async fn bound(
     )
 }
 
-/// Explains a request (the URL query string of `GET /meshgate/v1/explain`) against plans: the data plane's matcher,
-/// supplied by the binary.
-pub type Explainer = Arc<dyn Fn(&[GatewayPlan], &str) -> Result<serde_json::Value, String> + Send + Sync>;
+/// Views of plans that need the data plane's code, which this crate does not depend on: the binary supplies them.
+pub trait PlanViews: Send + Sync {
+    /// Explains a request (the URL query string of `GET /meshgate/v1/explain`) against plans, with the data plane's
+    /// matcher.
+    fn explain(&self, plans: &[GatewayPlan], query: &str) -> Result<serde_json::Value, String>;
+    /// What the plans serve, for the dashboard.
+    fn overview(&self, plans: &[GatewayPlan]) -> serde_json::Value;
+    /// The dashboard page.
+    fn page(&self) -> &'static str;
+}
+
+/// Shared [`PlanViews`].
+pub type Views = Arc<dyn PlanViews>;
 
 /// `GET /meshgate/v1/explain?host=…`: why a request would go where it goes, from the plans now computed.
 pub(crate) async fn explain(
-    State((plans, explainer)): State<(Distributor, Explainer)>,
+    State((plans, views)): State<(Distributor, Views)>,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
 ) -> Response {
     let current = plans.subscribe_all().borrow().clone();
-    match explainer(&current, query.as_deref().unwrap_or_default()) {
+    match views.explain(&current, query.as_deref().unwrap_or_default()) {
         Ok(answer) => Json(answer).into_response(),
         Err(e) => crate::rest::RestError::new(StatusCode::BAD_REQUEST, "Bad Request", e).into_response(),
     }
+}
+
+/// `GET /ui`: the dashboard.
+pub(crate) async fn page(State((_, views)): State<(Distributor, Views)>) -> Response {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], views.page())
+        .into_response()
+}
+
+/// `GET /ui/data`: the dashboard's data — every gateway's plan at a glance, and which version each one runs.
+pub(crate) async fn ui_data(State((plans, views)): State<(Distributor, Views)>) -> Response {
+    let current = plans.subscribe_all().borrow().clone();
+    Json(serde_json::json!({
+        "source": "control plane",
+        "explain": "/meshgate/v1/explain",
+        "overview": views.overview(&current),
+        "status": plans.statuses(),
+        "rejections": [],
+    }))
+    .into_response()
 }

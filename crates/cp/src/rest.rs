@@ -84,14 +84,14 @@ pub(crate) fn bad_request(field: &str, message: &str) -> RestError {
 /// With `auth`, every request but `GET /` is authenticated and checked against its role ([`crate::auth`]), and the
 /// token endpoints are served; serve it with `into_make_service_with_connect_info::<SocketAddr>()`.
 ///
-/// With `explainer`, `GET /meshgate/v1/explain?…` answers from the current plans (the binary supplies the data
-/// plane's matcher; this crate does not depend on the data plane).
+/// With `views`, `GET /meshgate/v1/explain?…` and the dashboard (`/ui`, `/ui/data`) answer from the current plans
+/// (the binary supplies the data plane's code; this crate does not depend on the data plane).
 pub fn router(
     store: AnyStore,
     info: ServerInfo,
     config: Value,
     auth: Option<crate::auth::Auth>,
-    explainer: Option<crate::plans::Explainer>,
+    views: Option<crate::plans::Views>,
 ) -> Router {
     let plans = crate::plans::Distributor::start(store.clone(), meshgate_compile::Options::default());
     let mut streams = Router::new()
@@ -100,9 +100,14 @@ pub fn router(
         .route("/meshgate/v1/gateways", get(crate::plans::status))
         .route("/meshgate/v1/meshgateways/{mesh}/{name}/plans", get(crate::plans::bound))
         .with_state(plans.clone());
-    if let Some(explainer) = explainer {
+    if let Some(views) = views {
         streams = streams.merge(
-            Router::new().route("/meshgate/v1/explain", get(crate::plans::explain)).with_state((plans, explainer)),
+            Router::new()
+                .route("/meshgate/v1/explain", get(crate::plans::explain))
+                .route("/ui", get(crate::plans::page))
+                .route("/ui/", get(crate::plans::page))
+                .route("/ui/data", get(crate::plans::ui_data))
+                .with_state((plans, views)),
         );
     }
     let app = Router::new()

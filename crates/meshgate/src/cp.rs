@@ -60,6 +60,25 @@ async fn bootstrap(
     Ok(())
 }
 
+/// The data plane's views of plans (explain, the dashboard), for the control plane's API.
+struct Views;
+
+impl meshgate_cp::plans::PlanViews for Views {
+    fn explain(&self, plans: &[meshgate_plan::GatewayPlan], query: &str) -> Result<serde_json::Value, String> {
+        let probe = meshgate_proxy::explain::Probe::from_query(query)?;
+        let answer = meshgate_proxy::explain::offline(plans, &probe)?;
+        serde_json::to_value(answer).map_err(|e| e.to_string())
+    }
+
+    fn overview(&self, plans: &[meshgate_plan::GatewayPlan]) -> serde_json::Value {
+        serde_json::to_value(meshgate_proxy::overview::overview(plans, None)).unwrap_or_default()
+    }
+
+    fn page(&self) -> &'static str {
+        crate::ui::PAGE
+    }
+}
+
 /// The store URL without its password, for logs and `/config`.
 fn redacted(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -115,12 +134,8 @@ async fn serve(args: CpArgs) -> anyhow::Result<ExitCode> {
         "apiAddress": address.to_string(),
         "localhostIsAdmin": args.localhost_is_admin,
     });
-    let explainer: meshgate_cp::plans::Explainer = std::sync::Arc::new(|plans, query| {
-        let probe = meshgate_proxy::explain::Probe::from_query(query)?;
-        let answer = meshgate_proxy::explain::offline(plans, &probe)?;
-        serde_json::to_value(answer).map_err(|e| e.to_string())
-    });
-    let app = meshgate_cp::router(store, meshgate_cp::ServerInfo::default(), config, Some(auth), Some(explainer));
+    let views: meshgate_cp::plans::Views = std::sync::Arc::new(Views);
+    let app = meshgate_cp::router(store, meshgate_cp::ServerInfo::default(), config, Some(auth), Some(views));
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(store = %shown, api = %format!("{scheme}://{address}"), "control plane ready");
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

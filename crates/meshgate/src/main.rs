@@ -10,6 +10,7 @@ mod explain;
 mod generate;
 mod inspect;
 mod run;
+mod ui;
 mod validate;
 
 use std::path::PathBuf;

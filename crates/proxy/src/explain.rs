@@ -603,7 +603,7 @@ fn domain_candidates<'a>(
         .collect()
 }
 
-fn source_of(route: &Route) -> String {
+pub(crate) fn source_of(route: &Route) -> String {
     let s = &route.source;
     if s.name.is_empty() {
         "generated".to_owned()
@@ -622,7 +622,7 @@ fn value_text(kind: &ValueMatch) -> String {
     }
 }
 
-fn conditions(route: &Route) -> String {
+pub(crate) fn conditions(route: &Route) -> String {
     let mut parts = vec![match &route.path {
         PathMatch::Exact(p) => format!("path = {p}"),
         PathMatch::Prefix(p) => format!("path prefix {p}"),

@@ -21,6 +21,7 @@ pub mod guard;
 pub mod handler;
 pub mod health;
 pub mod metrics;
+pub mod overview;
 pub mod path;
 pub mod policy;
 pub mod runtime;

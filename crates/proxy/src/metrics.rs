@@ -218,15 +218,15 @@ mod docs_tests {
         let m = Metrics::default();
         let route = Metrics::route_labels("g", "l", "r");
         let _ = m.route_counters("g", "l", "r");
-        m.duration.get_or_create(&ListenerLabels { listener: "l".into() });
-        m.connections.get_or_create(&ListenerLabels { listener: "l".into() });
-        m.upstream_errors.get_or_create(&UpstreamLabels { cluster: "c".into(), reason: "connect".into() });
-        m.rate_limited.get_or_create(&route);
-        m.retries.get_or_create(&route);
-        m.ejections.get_or_create(&ClusterLabels { cluster: "c".into() });
-        m.overflow.get_or_create(&ClusterLabels { cluster: "c".into() });
-        m.route_duration.get_or_create(&route);
-        m.endpoint_health.get_or_create(&EndpointLabels { cluster: "c".into(), endpoint: "e".into() });
+        let _ = m.duration.get_or_create(&ListenerLabels { listener: "l".into() });
+        let _ = m.connections.get_or_create(&ListenerLabels { listener: "l".into() });
+        let _ = m.upstream_errors.get_or_create(&UpstreamLabels { cluster: "c".into(), reason: "connect".into() });
+        let _ = m.rate_limited.get_or_create(&route);
+        let _ = m.retries.get_or_create(&route);
+        let _ = m.ejections.get_or_create(&ClusterLabels { cluster: "c".into() });
+        let _ = m.overflow.get_or_create(&ClusterLabels { cluster: "c".into() });
+        let _ = m.route_duration.get_or_create(&route);
+        let _ = m.endpoint_health.get_or_create(&EndpointLabels { cluster: "c".into(), endpoint: "e".into() });
         m.render()
             .lines()
             .filter(|l| !l.starts_with('#') && !l.is_empty())

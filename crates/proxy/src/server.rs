@@ -198,6 +198,13 @@ impl Proxy {
         })
     }
 
+    /// What the running plans serve, with live request counts and endpoint states (the dashboard's data).
+    pub fn overview(&self) -> crate::overview::Overview {
+        let plans = self.plans.load_full();
+        let live = crate::overview::Live { metrics: &self.metrics, health: &self.shared.health };
+        crate::overview::overview(&plans, Some(live))
+    }
+
     /// Stops accepting everywhere and waits (up to the drain timeout) for in-flight requests.
     pub async fn shutdown(&self) {
         self.draining.store(true, Ordering::Release);

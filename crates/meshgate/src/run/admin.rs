@@ -1,4 +1,4 @@
-//! The admin listener: `/ready`, `/health`, `/config`, `/metrics`, `/explain`.
+//! The admin listener: `/ready`, `/health`, `/config`, `/metrics`, `/explain`, and the dashboard (`/ui`, `/ui/data`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -82,6 +82,22 @@ async fn explain(
     }
 }
 
+/// The dashboard's data: what the running plans serve with live counts and endpoint states, and what was rejected.
+async fn ui_data(State(state): State<Arc<AdminState>>) -> axum::response::Response {
+    let (rejections, apply_errors, generation) = match state.snapshot.read() {
+        Ok(s) => (s.rejections.clone(), s.apply_errors.clone(), s.generation),
+        Err(_) => (Vec::new(), Vec::new(), 0),
+    };
+    axum::Json(serde_json::json!({
+        "source": format!("gateway (configuration generation {generation})"),
+        "explain": "/explain",
+        "overview": state.proxy.overview(),
+        "rejections": rejections,
+        "apply_errors": apply_errors,
+    }))
+    .into_response()
+}
+
 /// Serves the admin endpoints on `listener` until the process stops.
 pub async fn serve(listener: tokio::net::TcpListener, state: Arc<AdminState>) {
     let app = Router::new()
@@ -90,6 +106,9 @@ pub async fn serve(listener: tokio::net::TcpListener, state: Arc<AdminState>) {
         .route("/config", get(config))
         .route("/metrics", get(metrics))
         .route("/explain", get(explain))
+        .route("/ui", get(crate::ui::page))
+        .route("/ui/", get(crate::ui::page))
+        .route("/ui/data", get(ui_data))
         .with_state(state);
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "admin listener stopped");

@@ -9,3 +9,4 @@ mod meshroutes;
 mod policies;
 mod support;
 mod tls;
+mod ui;
