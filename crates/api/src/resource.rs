@@ -109,6 +109,7 @@ pub const MODELLED_KINDS: &[Kind] = &[
     Kind::Policy(PolicyKind::MeshCircuitBreaker),
     Kind::Policy(PolicyKind::MeshHealthCheck),
     Kind::Policy(PolicyKind::MeshLoadBalancingStrategy),
+    Kind::Policy(PolicyKind::MeshTrace),
 ];
 
 /// Kuma kinds written with an inline spec in Universal form that meshgate accepts without interpreting them.
@@ -140,7 +141,6 @@ const OPAQUE_NESTED_KINDS: &[&str] = &[
     "MeshProxyPatch",
     "MeshService",
     "MeshTLS",
-    "MeshTrace",
     "MeshTrafficPermission",
     "MeshTrust",
 ];
@@ -867,6 +867,7 @@ fn decode_spec(kind: Kind, dec: &Decoder, node: &Node) -> Option<Spec> {
         Kind::Policy(PolicyKind::MeshLoadBalancingStrategy) => {
             dec.decode(node, &root).map(|p| Spec::Policy(PolicySpec::MeshLoadBalancingStrategy(p)))
         }
+        Kind::Policy(PolicyKind::MeshTrace) => dec.decode(node, &root).map(|p| Spec::Policy(PolicySpec::MeshTrace(p))),
         Kind::Opaque(name) => match &node.value {
             Value::Map(_) | Value::Null => Ok(Spec::Opaque(name, node.to_json())),
             other => {
@@ -1109,8 +1110,8 @@ conf:
 
     #[test]
     fn opaque_kinds_are_kept_and_policies_modelled() {
-        let r = decode("type: MeshTrace\nname: t\nmesh: default\nspec: {targetRef: {kind: Mesh}}\n");
-        assert_eq!(r.kind(), Kind::Opaque("MeshTrace"));
+        let r = decode("type: MeshMetric\nname: t\nmesh: default\nspec: {targetRef: {kind: Mesh}}\n");
+        assert_eq!(r.kind(), Kind::Opaque("MeshMetric"));
         assert!(!r.kind().is_modelled());
         assert_eq!(r.spec_json()["targetRef"]["kind"], "Mesh");
         let r = decode(

@@ -27,14 +27,14 @@ use meshgate_api::model::common::{SERVICE_TAG, Tags};
 use meshgate_api::model::policy::{
     AccessLogConf, BackOff, CircuitBreakerConf, ConnectionLimits, FaultInjectionConf, HashPolicy, HeaderChanges,
     HealthCheckConf, LoadBalancingConf, LogFormat as ApiLogFormat, NameValue, Policy, PolicyItem, PolicyKind,
-    PolicyRule, PolicySpec, RateLimitConf, RetryConf, RetryHttp, RetryTcp, TimeoutConf, TimeoutHttp,
+    PolicyRule, PolicySpec, RateLimitConf, RetryConf, RetryHttp, RetryTcp, TimeoutConf, TimeoutHttp, TraceConf,
 };
-use meshgate_api::model::targetref::TargetRef;
+use meshgate_api::model::targetref::{IntOrString, TargetRef};
 use meshgate_api::model::wkt::GoDuration;
 use meshgate_plan::{
     AccessLog, AppliedPolicy, CircuitBreaker, Cluster, Diagnostic, Fault, HashKey, HashSource, HeaderOps, HealthCheck,
     HealthCheckKind, Listener, LoadBalancer, LogFormat, LogSink, Outlier, Protocol, RateLimit, RetryPolicy, Route,
-    RoutePolicies, Severity,
+    RoutePolicies, Severity, TraceBackend, TraceTag, Tracing,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -298,6 +298,8 @@ fn spec_sections(spec: &PolicySpec) -> Sections {
         PolicySpec::MeshCircuitBreaker(p) => sections(p),
         PolicySpec::MeshHealthCheck(p) => sections(p),
         PolicySpec::MeshLoadBalancingStrategy(p) => sections(p),
+        // One conf for what it selects: it acts like an inbound rule of the listeners it reaches.
+        PolicySpec::MeshTrace(p) => (Vec::new(), vec![serde_json::to_value(&p.default).unwrap_or(Value::Null)]),
     }
 }
 
@@ -515,6 +517,13 @@ pub fn apply(
             lp.access_logs.extend(access_logs(&c, &log_ctx, false, &subject, diagnostics));
             extend_applied(&mut lp.applied, m.applied);
         }
+        if let Some(m) = merge(inbound(PolicyKind::MeshTrace)) {
+            let c: TraceConf = typed(&m, &subject, diagnostics);
+            if listener.protocol.is_http() {
+                lp.tracing = tracing(&c, &service, &subject, diagnostics);
+                extend_applied(&mut lp.applied, m.applied);
+            }
+        }
         listener.policies = lp;
 
         // Routes: port-wide outbound confs merged with those of policies targeting the route's MeshHTTPRoute.
@@ -720,6 +729,72 @@ pub(crate) fn health_check(c: &HealthCheckConf, protocol: Protocol) -> Option<He
         panic_threshold: c.healthy_panic_threshold.as_ref().and_then(|p| p.as_f64()).unwrap_or(50.0),
         fail_traffic_on_panic: c.fail_traffic_on_panic.unwrap_or(false),
         check,
+    })
+}
+
+fn percent(v: Option<&IntOrString>) -> f64 {
+    v.and_then(IntOrString::as_f64).map_or(100.0, |p| p.clamp(0.0, 100.0))
+}
+
+/// A listener's tracing from its merged MeshTrace conf (none: no backend, or one meshgate cannot send to).
+fn tracing(c: &TraceConf, service: &str, subject: &str, diagnostics: &mut Vec<Diagnostic>) -> Option<Tracing> {
+    let backend = c.backends.as_deref()?.first()?;
+    let mut warn = |message: String| {
+        diagnostics.push(Diagnostic { severity: Severity::Warning, subject: subject.to_owned(), message });
+    };
+    let kind = match (backend.kind.as_str(), &backend.zipkin, &backend.open_telemetry) {
+        ("Zipkin", ..) | ("", Some(_), None) => "Zipkin",
+        ("OpenTelemetry", ..) | ("", None, Some(_)) => "OpenTelemetry",
+        (other, ..) => other,
+    };
+    let backend = match kind {
+        "Zipkin" => {
+            let url = backend.zipkin.as_ref().map(|z| z.url.clone()).unwrap_or_default();
+            if !url.starts_with("http://") {
+                warn(format!(
+                    "MeshTrace Zipkin url {url:?}: meshgate sends spans over plain http:// only; tracing is off"
+                ));
+                return None;
+            }
+            TraceBackend::Zipkin { url }
+        }
+        "OpenTelemetry" => {
+            let endpoint = backend.open_telemetry.as_ref().map(|o| o.endpoint.clone()).unwrap_or_default();
+            let Some(rest) = endpoint.strip_prefix("http://") else {
+                warn(format!(
+                    "MeshTrace OpenTelemetry endpoint {endpoint:?}: meshgate exports OTLP over HTTP (JSON) to an http:// \
+                     URL, e.g. http://otel-collector:4318; tracing is off"
+                ));
+                return None;
+            };
+            let url = if rest.contains('/') { endpoint.clone() } else { format!("{endpoint}/v1/traces") };
+            TraceBackend::Otlp { url }
+        }
+        other => {
+            warn(format!(
+                "MeshTrace backend {other}: not supported by meshgate (Zipkin and OpenTelemetry are); tracing is off"
+            ));
+            return None;
+        }
+    };
+    let sampling = c.sampling.clone().unwrap_or_default();
+    Some(Tracing {
+        backend,
+        service: service.to_owned(),
+        overall: percent(sampling.overall.as_ref()),
+        client: percent(sampling.client.as_ref()),
+        random: percent(sampling.random.as_ref()),
+        tags: c
+            .tags
+            .iter()
+            .flatten()
+            .map(|t| TraceTag {
+                name: t.name.clone(),
+                literal: t.literal.clone(),
+                header: t.header.as_ref().map(|h| h.name.to_ascii_lowercase()),
+                default: t.header.as_ref().and_then(|h| h.default.clone()),
+            })
+            .collect(),
     })
 }
 
@@ -1635,5 +1710,47 @@ mod tests {
             Some(RateLimit { num: 5, interval_ms: 10_000, status: 0, headers: HeaderOps::default() })
         );
         assert_eq!(statuses(&l.policies.applied, "MeshRateLimit"), vec![("connections", "applied")]);
+    }
+
+    #[test]
+    fn mesh_trace_merges_mesh_under_gateway_and_names_its_collector() {
+        let trace = |name: &str, target: &str, conf: &str| {
+            format!("---\ntype: MeshTrace\nname: {name}\nspec:\n  targetRef: {target}\n  default: {conf}\n")
+        };
+        let text = format!(
+            "{}{}{}{}",
+            gateway(HTTP_8080),
+            http_route("r1", GW, "/a", "a"),
+            trace(
+                "mesh-wide",
+                "{kind: Mesh}",
+                "{backends: [{type: Zipkin, zipkin: {url: 'http://zipkin:9411/api/v2/spans'}}], sampling: {overall: 10}, tags: [{name: team, literal: core}]}"
+            ),
+            trace(
+                "gateway",
+                GW,
+                "{backends: [{type: OpenTelemetry, openTelemetry: {endpoint: 'http://otel:4318'}}], sampling: {random: '50.5'}}"
+            ),
+        );
+        let plan = compile_text(&text);
+        let l = listener_on(&plan, 8080);
+        let t = l.policies.tracing.as_ref().unwrap_or_else(|| panic!("tracing on the listener: {:?}", l.policies));
+        // The gateway's backend list replaces the mesh's; sampling and tags merge key by key.
+        assert_eq!(t.backend, TraceBackend::Otlp { url: "http://otel:4318/v1/traces".to_owned() });
+        assert_eq!((t.overall, t.client, t.random), (10.0, 100.0, 50.5));
+        assert_eq!(t.tags.first().map(|t| (t.name.as_str(), t.literal.as_deref())), Some(("team", Some("core"))));
+        assert_eq!(t.service, "gw");
+        assert_eq!(statuses(&l.policies.applied, "MeshTrace"), vec![("mesh-wide", "applied"), ("gateway", "applied")]);
+
+        // A gRPC endpoint (meshgate speaks OTLP/HTTP) and Datadog turn tracing off, with a diagnostic.
+        for backend in [
+            "{type: OpenTelemetry, openTelemetry: {endpoint: 'otel:4317'}}",
+            "{type: Datadog, datadog: {url: 'http://dd:8126'}}",
+        ] {
+            let text = format!("{}{}", gateway(HTTP_8080), trace("t", GW, &format!("{{backends: [{backend}]}}")));
+            let plan = compile_text(&text);
+            assert_eq!(listener_on(&plan, 8080).policies.tracing, None, "{backend}");
+            assert!(plan.diagnostics.iter().any(|d| d.message.contains("tracing is off")), "{:?}", plan.diagnostics);
+        }
     }
 }

@@ -139,9 +139,62 @@ pub struct ListenerPolicies {
     /// Where access-log lines go (MeshAccessLog).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub access_logs: Vec<AccessLog>,
+    /// Tracing of the listener's requests (MeshTrace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracing: Option<Tracing>,
     /// The policies in force here, and those that were overridden, in merge order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub applied: Vec<AppliedPolicy>,
+}
+
+/// Tracing of a listener's requests: where spans go, which requests are sampled, what tags spans carry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Tracing {
+    /// Where spans are sent.
+    pub backend: TraceBackend,
+    /// The service name spans carry (the gateway's `kuma.io/service`).
+    pub service: String,
+    /// Percent of all requests traced, after the client and random decisions.
+    pub overall: f64,
+    /// Percent of requests with `x-client-trace-id` traced.
+    pub client: f64,
+    /// Percent of requests with no sampling decision (no `traceparent`) traced.
+    pub random: f64,
+    /// Tags added to every span.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<TraceTag>,
+}
+
+/// A span collector.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TraceBackend {
+    /// OTLP/HTTP with JSON encoding: spans are POSTed to this URL (`…/v1/traces`).
+    Otlp {
+        /// The traces endpoint.
+        url: String,
+    },
+    /// Zipkin v2 JSON: spans are POSTed to this URL (`…/api/v2/spans`).
+    Zipkin {
+        /// The spans endpoint.
+        url: String,
+    },
+}
+
+/// A tag spans carry: a literal, or a request header's value (with a default).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceTag {
+    /// The tag's name.
+    pub name: String,
+    /// A fixed value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub literal: Option<String>,
+    /// The request header to read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    /// The value when the header is absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
 }
 
 /// The per-route effect of gateway policies.

@@ -353,6 +353,7 @@ pub fn offline(plans: &[GatewayPlan], probe: &Probe) -> Result<Explanation, Stri
     let mut quiet = plan.clone();
     for l in &mut quiet.listeners {
         l.policies.access_logs.clear();
+        l.policies.tracing = None;
     }
     let shared = Shared::default();
     let metrics = crate::metrics::Metrics::default();
@@ -920,6 +921,16 @@ fn listener_effective(listener: &Listener, out: &mut BTreeMap<String, String>) {
     put("listener.requestHeadersTimeout", p.request_headers_timeout_ms, "http.requestHeadersTimeout");
     put("listener.streamIdleTimeout", p.stream_idle_timeout_ms, "http.streamIdleTimeout");
     put("listener.requestTimeout", p.request_timeout_ms, "http.requestTimeout");
+    if let Some(t) = &p.tracing {
+        let to = match &t.backend {
+            meshgate_plan::TraceBackend::Otlp { url } => format!("OTLP {url}"),
+            meshgate_plan::TraceBackend::Zipkin { url } => format!("Zipkin {url}"),
+        };
+        out.insert(
+            "listener.tracing".to_owned(),
+            format!("{to}, sampling {}% ({})", t.overall, who(a, "MeshTrace", "backends", "TrafficTrace")),
+        );
+    }
     if !p.access_logs.is_empty() {
         out.insert(
             "listener.accessLogs".to_owned(),

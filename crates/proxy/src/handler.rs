@@ -132,10 +132,11 @@ impl RequestRecord {
 }
 
 /// Serves one request.
-pub async fn handle(req: Request<Incoming>, conn: Arc<ConnContext>) -> Result<Response<ResponseBody>, Infallible> {
+pub async fn handle(mut req: Request<Incoming>, conn: Arc<ConnContext>) -> Result<Response<ResponseBody>, Infallible> {
     let started = Instant::now();
     conn.guard.request_started();
     let listener = conn.listener.load_full();
+    let trace = listener.tracing.as_ref().map(|t| t.begin(&mut req));
     let record = (!listener.access_logs.is_empty()).then(|| RequestRecord::of(&req, &listener.log_headers));
     let mut notes = Notes { flags: "-", ..Notes::default() };
     let (mut response, route) = serve(req, &listener, &conn, &mut notes).await;
@@ -156,6 +157,16 @@ pub async fn handle(req: Request<Incoming>, conn: Arc<ConnContext>) -> Result<Re
         }
     };
     listener.duration.observe(elapsed.as_secs_f64());
+    if let (Some(tracer), Some(ctx)) = (&listener.tracing, trace) {
+        let outcome = crate::trace::Outcome {
+            status: response.status().as_u16(),
+            listener: &listener.name,
+            route: route.map_or("-", |r| r.label.as_str()),
+            cluster: notes.cluster,
+            upstream: notes.upstream,
+        };
+        tracer.end(ctx, &outcome);
+    }
     if let Some(record) = record {
         let entry = crate::accesslog::Entry {
             start: record.start,
@@ -537,7 +548,8 @@ async fn forward<'l>(
         resp.headers_mut().insert("x-envoy-overloaded", HeaderValue::from_static("true"));
         return resp;
     };
-    let logging = !listener.access_logs.is_empty();
+    // Access logs and spans name the cluster and endpoint; otherwise they are not noted.
+    let logging = !listener.access_logs.is_empty() || listener.tracing.is_some();
     if logging {
         notes.cluster = Some(cluster.name.as_str());
     }

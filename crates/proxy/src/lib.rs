@@ -29,6 +29,7 @@ pub mod server;
 pub mod sni;
 pub mod tcp;
 pub mod tls;
+pub mod trace;
 pub mod upgrade;
 pub mod upstream;
 

@@ -71,6 +71,8 @@ pub struct Metrics {
     pub retries: Family<RouteLabels, Counter>,
     /// Access-log lines dropped because a sink's queue was full.
     pub access_log_dropped: Counter,
+    /// Spans dropped because a collector's queue was full or a send failed.
+    pub trace_spans_dropped: Counter,
     /// Outlier ejections, by cluster.
     pub ejections: Family<ClusterLabels, Counter>,
     /// Requests refused at a cluster's circuit-breaker limit, by cluster.
@@ -121,6 +123,7 @@ impl Default for Metrics {
         let rate_limited = Family::<RouteLabels, Counter>::default();
         let retries = Family::<RouteLabels, Counter>::default();
         let access_log_dropped = Counter::default();
+        let trace_spans_dropped = Counter::default();
         registry.register(
             "rate_limited",
             "Requests refused by a rate limit, by listener and route",
@@ -131,6 +134,11 @@ impl Default for Metrics {
             "access_log_dropped",
             "Access-log lines dropped because the sink's queue was full",
             access_log_dropped.clone(),
+        );
+        registry.register(
+            "trace_spans_dropped",
+            "Spans dropped because a collector's queue was full or it could not be reached",
+            trace_spans_dropped.clone(),
         );
         let ejections = Family::<ClusterLabels, Counter>::default();
         let overflow = Family::<ClusterLabels, Counter>::default();
@@ -165,6 +173,7 @@ impl Default for Metrics {
             rate_limited,
             retries,
             access_log_dropped,
+            trace_spans_dropped,
             ejections,
             overflow,
         }
@@ -218,6 +227,7 @@ mod docs_tests {
         let m = Metrics::default();
         let route = Metrics::route_labels("g", "l", "r");
         let _ = m.route_counters("g", "l", "r");
+        m.trace_spans_dropped.inc();
         let _ = m.duration.get_or_create(&ListenerLabels { listener: "l".into() });
         let _ = m.connections.get_or_create(&ListenerLabels { listener: "l".into() });
         let _ = m.upstream_errors.get_or_create(&UpstreamLabels { cluster: "c".into(), reason: "connect".into() });

@@ -555,6 +555,8 @@ pub struct ListenerRuntime {
     pub max_connect_attempts: u32,
     /// How long a whole request may take to arrive (none: no limit beyond the stall limit).
     pub request_deadline: Option<Duration>,
+    /// Tracing (MeshTrace).
+    pub tracing: Option<crate::trace::Tracer>,
 }
 
 /// Settings of the data plane that do not come from the plan (Kuma's gateway defaults unless changed). This is the
@@ -612,6 +614,8 @@ pub struct GatewayRuntime {
     pub pool_keys: HashSet<PoolKey>,
     /// Access-log sinks in use.
     pub sinks: HashSet<LogSink>,
+    /// Span collectors in use.
+    pub tracers: HashSet<meshgate_plan::TraceBackend>,
     /// Endpoint states in use, by (cluster, endpoint).
     pub endpoint_states: HashSet<(String, String)>,
     /// Health checkers wanted.
@@ -668,6 +672,8 @@ struct Builder<'a> {
     metrics: &'a Metrics,
     sinks: &'a Sinks,
     sinks_used: HashSet<LogSink>,
+    tracers: &'a crate::trace::Tracers,
+    tracers_used: HashSet<meshgate_plan::TraceBackend>,
     warnings: BuildWarnings,
 }
 
@@ -882,6 +888,19 @@ impl Builder<'_> {
         let server_header =
             HeaderValue::from_str(&settings.server_name).unwrap_or(HeaderValue::from_static("meshgate"));
         let access_logs = self.access_logs(listener);
+        let tracing = match &listener.policies.tracing {
+            None => None,
+            Some(t) => match self.tracers.tracer(t, self.metrics.trace_spans_dropped.clone()) {
+                Ok(tracer) => {
+                    self.tracers_used.insert(t.backend.clone());
+                    Some(tracer)
+                }
+                Err(e) => {
+                    self.warnings.push(format!("{}: tracing: {e}", listener.name));
+                    None
+                }
+            },
+        };
         Some(ListenerRuntime {
             name: listener.name.clone(),
             port: listener.port,
@@ -919,6 +938,7 @@ impl Builder<'_> {
                 .map(|r| TokenBucket::new(r.num, Duration::from_millis(r.interval_ms))),
             max_connect_attempts: listener.policies.max_connect_attempts.unwrap_or(1).max(1),
             request_deadline: listener.policies.request_timeout_ms.map(limit),
+            tracing,
         })
     }
 }
@@ -1027,6 +1047,8 @@ pub struct Shared {
     pub sinks: Sinks,
     /// Endpoint health and checkers.
     pub health: Registry,
+    /// Span exporters.
+    pub tracers: crate::trace::Tracers,
 }
 
 /// Readies a gateway plan.
@@ -1055,8 +1077,17 @@ pub fn build(
             Err(e) => warnings.push(format!("cluster {name}: {e}; its routes answer 500")),
         }
     }
-    let mut builder =
-        Builder { plan, base: settings, clusters, metrics, sinks: &shared.sinks, sinks_used: HashSet::new(), warnings };
+    let mut builder = Builder {
+        plan,
+        base: settings,
+        clusters,
+        metrics,
+        sinks: &shared.sinks,
+        sinks_used: HashSet::new(),
+        tracers: &shared.tracers,
+        tracers_used: HashSet::new(),
+        warnings,
+    };
     let mut listeners = HashMap::new();
     for listener in &builder.plan.listeners {
         if let Some(runtime) = builder.listener(listener) {
@@ -1067,6 +1098,7 @@ pub fn build(
         listeners,
         pool_keys: keys,
         sinks: builder.sinks_used,
+        tracers: builder.tracers_used,
         endpoint_states: states_used,
         checkers,
     };

@@ -109,6 +109,7 @@ impl Proxy {
         let mut desired: HashMap<SocketAddr, Arc<ListenerRuntime>> = HashMap::new();
         let mut pool_keys = HashSet::new();
         let mut sinks = HashSet::new();
+        let mut tracers = HashSet::new();
         let mut endpoint_states = HashSet::new();
         let mut checkers = Vec::new();
         for plan in plans {
@@ -116,6 +117,7 @@ impl Proxy {
             report.warnings.extend(warnings);
             pool_keys.extend(runtime.pool_keys);
             sinks.extend(runtime.sinks);
+            tracers.extend(runtime.tracers);
             endpoint_states.extend(runtime.endpoint_states);
             checkers.extend(runtime.checkers);
             let ip: IpAddr = match plan.address.parse() {
@@ -182,6 +184,7 @@ impl Proxy {
         self.plans.store(Arc::new(plans.to_vec()));
         self.shared.pools.retain(&pool_keys);
         self.shared.sinks.retain(&sinks);
+        self.shared.tracers.retain(&tracers);
         self.shared.health.sync(&endpoint_states, &checkers);
         self.ready.store(report.errors.is_empty(), Ordering::Release);
         report

@@ -777,6 +777,125 @@ pub struct ConnectionHash {
     pub source_ip: Option<bool>,
 }
 
+/// `MeshTrace`: one conf for what the top-level targetRef selects (it has no `to`, `from` or `rules`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct MeshTrace {
+    /// What the policy applies to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_ref: Option<TargetRef>,
+    /// The conf.
+    pub default: TraceConf,
+}
+
+/// `MeshTrace` conf.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct TraceConf {
+    /// Where spans go: none (tracing off) or one backend.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backends: Option<Vec<TraceBackend>>,
+    /// Tags added to every span.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<TraceTag>>,
+    /// Which requests are traced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sampling: Option<TraceSampling>,
+}
+
+/// A tracing backend.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct TraceBackend {
+    /// `Zipkin`, `Datadog` or `OpenTelemetry` (older policies leave it out and set one of the three).
+    #[serde(rename = "type", skip_serializing_if = "String::is_empty")]
+    pub kind: String,
+    /// A Zipkin collector.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zipkin: Option<ZipkinBackend>,
+    /// A Datadog agent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub datadog: Option<DatadogBackend>,
+    /// An OpenTelemetry collector.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_telemetry: Option<OpenTelemetryBackend>,
+}
+
+/// A Zipkin collector.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ZipkinBackend {
+    /// The span endpoint, e.g. `http://jaeger-collector:9411/api/v2/spans`.
+    pub url: String,
+    /// 128-bit trace ids.
+    #[serde(rename = "traceId128bit")]
+    pub trace_id_128bit: bool,
+    /// `httpJson` (default) or `httpProto`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    /// Whether client and server spans share an id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared_span_context: Option<bool>,
+}
+
+/// A Datadog agent.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct DatadogBackend {
+    /// `http://host:port`.
+    pub url: String,
+    /// Whether each upstream gets its own service name.
+    pub split_service: bool,
+}
+
+/// An OpenTelemetry collector.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct OpenTelemetryBackend {
+    /// `host:port` (OTLP/gRPC) or an `http(s)://` URL (OTLP/HTTP).
+    pub endpoint: String,
+}
+
+/// A tag added to spans: a literal value, or a request header's.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct TraceTag {
+    /// The tag's name.
+    pub name: String,
+    /// A fixed value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub literal: Option<String>,
+    /// A request header's value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header: Option<TraceHeaderTag>,
+}
+
+/// A tag taken from a request header.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct TraceHeaderTag {
+    /// The header.
+    pub name: String,
+    /// The value when the header is absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+}
+
+/// Sampling percentages (0–100, integers or decimal strings).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct TraceSampling {
+    /// Of all requests (default 100).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overall: Option<IntOrString>,
+    /// Of requests whose client asked for tracing (`x-client-trace-id`; default 100).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<IntOrString>,
+    /// Of requests with no sampling decision yet (default 100).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub random: Option<IntOrString>,
+}
+
 /// A policy of one of the kinds meshgate interprets.
 #[derive(Clone, Debug, PartialEq)]
 pub enum PolicySpec {
@@ -796,6 +915,8 @@ pub enum PolicySpec {
     MeshHealthCheck(Policy<HealthCheckConf>),
     /// `MeshLoadBalancingStrategy`.
     MeshLoadBalancingStrategy(Policy<LoadBalancingConf>),
+    /// `MeshTrace`.
+    MeshTrace(MeshTrace),
 }
 
 /// The policy kinds meshgate interprets.
@@ -817,6 +938,8 @@ pub enum PolicyKind {
     MeshHealthCheck,
     /// `MeshLoadBalancingStrategy`.
     MeshLoadBalancingStrategy,
+    /// `MeshTrace`.
+    MeshTrace,
 }
 
 impl PolicyKind {
@@ -831,6 +954,7 @@ impl PolicyKind {
             PolicyKind::MeshCircuitBreaker => "MeshCircuitBreaker",
             PolicyKind::MeshHealthCheck => "MeshHealthCheck",
             PolicyKind::MeshLoadBalancingStrategy => "MeshLoadBalancingStrategy",
+            PolicyKind::MeshTrace => "MeshTrace",
         }
     }
 }
@@ -847,6 +971,7 @@ impl PolicySpec {
             PolicySpec::MeshCircuitBreaker(_) => PolicyKind::MeshCircuitBreaker,
             PolicySpec::MeshHealthCheck(_) => PolicyKind::MeshHealthCheck,
             PolicySpec::MeshLoadBalancingStrategy(_) => PolicyKind::MeshLoadBalancingStrategy,
+            PolicySpec::MeshTrace(_) => PolicyKind::MeshTrace,
         }
     }
 
@@ -861,6 +986,7 @@ impl PolicySpec {
             PolicySpec::MeshCircuitBreaker(p) => p.target_ref.as_ref(),
             PolicySpec::MeshHealthCheck(p) => p.target_ref.as_ref(),
             PolicySpec::MeshLoadBalancingStrategy(p) => p.target_ref.as_ref(),
+            PolicySpec::MeshTrace(p) => p.target_ref.as_ref(),
         }
     }
 
@@ -875,6 +1001,7 @@ impl PolicySpec {
             PolicySpec::MeshCircuitBreaker(p) => serde_json::to_value(p),
             PolicySpec::MeshHealthCheck(p) => serde_json::to_value(p),
             PolicySpec::MeshLoadBalancingStrategy(p) => serde_json::to_value(p),
+            PolicySpec::MeshTrace(p) => serde_json::to_value(p),
         }
     }
 }

@@ -17,6 +17,7 @@ mod meta;
 pub mod policy;
 pub(crate) mod tags;
 mod targetref;
+mod url;
 
 pub mod extra;
 

@@ -1,6 +1,6 @@
 //! Validation of the targetRef policies meshgate interprets (Kuma `meshtimeout`, `meshretry`, `meshratelimit`,
-//! `meshfaultinjection`, `meshaccesslog`, `meshcircuitbreaker`, `meshhealthcheck`, `meshloadbalancingstrategy`
-//! `api/v1alpha1/validator.go`); paths are rooted at `spec`.
+//! `meshfaultinjection`, `meshaccesslog`, `meshcircuitbreaker`, `meshhealthcheck`, `meshloadbalancingstrategy`,
+//! `meshtrace` `api/v1alpha1/validator.go`); paths are rooted at `spec`.
 
 use std::sync::LazyLock;
 
@@ -10,7 +10,7 @@ use super::Errors;
 use super::targetref::{TargetRefOpts, validate_target_ref};
 use crate::model::policy::{
     AccessLogConf, CircuitBreakerConf, Consecutive, FaultInjectionConf, HashPolicy, HealthCheckConf, LoadBalancingConf,
-    Policy, PolicySpec, Rate, RateLimitConf, RetryConf, TimeoutConf, TimeoutHttp,
+    MeshTrace, Policy, PolicySpec, Rate, RateLimitConf, RetryConf, TimeoutConf, TimeoutHttp, TraceBackend,
 };
 use crate::model::targetref::{IntOrString, TargetRef};
 use crate::model::wkt::GoDuration;
@@ -42,6 +42,7 @@ pub(super) fn validate(policy: &PolicySpec) -> Errors {
         PolicySpec::MeshCircuitBreaker(p) => circuit_breaker(p),
         PolicySpec::MeshHealthCheck(p) => health_check(p),
         PolicySpec::MeshLoadBalancingStrategy(p) => load_balancing(p),
+        PolicySpec::MeshTrace(p) => trace(p),
     }
 }
 
@@ -760,4 +761,136 @@ fn load_balancing(p: &Policy<LoadBalancingConf>) -> Errors {
         hash_policies(&mut errs, dp.field("hashPolicies"), c.hash_policies.as_ref());
     }
     errs
+}
+
+/// `MeshTrace` (Kuma's system-role rules: a gateway as a whole, not its listeners by tags).
+fn trace(p: &MeshTrace) -> Errors {
+    let mut errs = Errors::default();
+    let spec = Path::rooted_at("spec");
+    if let Some(t) = &p.target_ref {
+        let opts = TargetRefOpts {
+            supported_kinds: &["Mesh", "MeshSubset", "MeshGateway", "MeshService", "MeshServiceSubset", "Dataplane"],
+            gateway_listener_tags_allowed: false,
+            ..Default::default()
+        };
+        errs.add_at(&spec.field("targetRef"), validate_target_ref(t, &opts));
+    }
+    let default = spec.field("default");
+    let backends = default.field("backends");
+    match p.default.backends.as_deref() {
+        None => errs.add(backends, MUST_BE_DEFINED),
+        Some([]) => {}
+        Some([one]) => trace_backend(&mut errs, &backends.index(0), one),
+        Some(_) => errs.add(backends, "must have zero or one backend defined"),
+    }
+    for (i, tag) in p.default.tags.iter().flatten().enumerate() {
+        let path = default.field("tags").index(i);
+        if tag.name.is_empty() {
+            errs.add(path.field("name"), MUST_NOT_BE_EMPTY);
+        }
+        if tag.header.is_some() == tag.literal.is_some() {
+            errs.add(path, "tag must have only one type defined: header, literal");
+        }
+    }
+    if let Some(sampling) = &p.default.sampling {
+        for (name, value) in
+            [("client", &sampling.client), ("random", &sampling.random), ("overall", &sampling.overall)]
+        {
+            let path = default.field("sampling").field(name);
+            match value.as_ref().map(IntOrString::as_f64) {
+                None => {}
+                Some(None) => errs.add(path, "string is not a number"),
+                Some(Some(v)) if !(0.0..=100.0).contains(&v) => errs.add(path, "must be between 0 and 100"),
+                Some(Some(_)) => {}
+            }
+        }
+    }
+    errs
+}
+
+fn trace_backend(errs: &mut Errors, path: &Path, b: &TraceBackend) {
+    let kind = if b.kind.is_empty() {
+        // Older policies name no type and set exactly one backend.
+        match (b.zipkin.is_some(), b.datadog.is_some(), b.open_telemetry.is_some()) {
+            (true, false, false) => "Zipkin",
+            (false, true, false) => "Datadog",
+            (false, false, true) => "OpenTelemetry",
+            _ => {
+                errs.add(path.clone(), "backend must have only one type defined: datadog, openTelemetry, zipkin");
+                return;
+            }
+        }
+    } else {
+        b.kind.as_str()
+    };
+    match kind {
+        "Datadog" => {
+            let at = path.field("datadog");
+            let Some(d) = &b.datadog else { return errs.add(at, MUST_BE_DEFINED) };
+            let url_path = at.field("url");
+            let Some(url) = super::url::parse_request_uri(&d.url) else {
+                return errs.add(url_path, "must be a valid url");
+            };
+            if url.scheme != "http" {
+                errs.add(url_path.clone(), "scheme must be http");
+            }
+            match url.port {
+                None => errs.add(url_path.clone(), "port must be defined"),
+                Some(port) if !matches!(port.parse::<u32>(), Ok(1..=65535)) => {
+                    errs.add(url_path.clone(), "port must be a valid (1-65535)");
+                }
+                Some(_) => {}
+            }
+            for (name, set) in [
+                ("opaque", url.opaque),
+                ("user", url.user),
+                ("path", url.path),
+                ("query", url.query),
+                ("fragment", url.fragment),
+            ] {
+                if set {
+                    errs.add(url_path.clone(), format!("{name} {MUST_NOT_BE_DEFINED}"));
+                }
+            }
+        }
+        "Zipkin" => {
+            let at = path.field("zipkin");
+            let Some(z) = &b.zipkin else { return errs.add(at, MUST_BE_DEFINED) };
+            if z.url.is_empty() {
+                errs.add(at.field("url"), MUST_NOT_BE_EMPTY);
+            } else if !super::url::is_url(&z.url) {
+                errs.add(at.field("url"), "must be a valid url");
+            }
+        }
+        "OpenTelemetry" => {
+            let at = path.field("openTelemetry");
+            let Some(o) = &b.open_telemetry else { return errs.add(at, MUST_BE_DEFINED) };
+            let endpoint = at.field("endpoint");
+            if o.endpoint.is_empty() {
+                return errs.add(endpoint, MUST_NOT_BE_EMPTY);
+            }
+            match super::url::parse_request_uri(&o.endpoint) {
+                Some(url) if !url.authority.is_empty() => {
+                    if url.scheme != "http" && url.scheme != "https" {
+                        errs.add(endpoint.clone(), "URL scheme must be http or https");
+                    }
+                    if let Some(port) = url.port
+                        && !matches!(port.parse::<u32>(), Ok(1..=65535))
+                    {
+                        errs.add(endpoint.clone(), "port must be valid (1-65535)");
+                    }
+                    if url.host.is_empty() {
+                        errs.add(endpoint.clone(), "hostname must be defined");
+                    }
+                }
+                _ if o.endpoint.starts_with("http://") || o.endpoint.starts_with("https://") => {
+                    errs.add(endpoint, "must be a valid URL");
+                }
+                None if o.endpoint.contains("://") => errs.add(endpoint, "must be a valid URL"),
+                // A gRPC `host:port`.
+                _ => {}
+            }
+        }
+        _ => errs.add(path.field("type"), "must be one of: Zipkin, Datadog, OpenTelemetry"),
+    }
 }

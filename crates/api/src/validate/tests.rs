@@ -4214,3 +4214,182 @@ fn destination_policies() {
     ];
     run("destination policies", &cases, kuma);
 }
+
+/// Kuma's MeshTrace validator table (`meshtrace/api/v1alpha1/validator_test.go`), in the `type:` form of Kuma 2.x,
+/// and the gateway-specific rules.
+#[test]
+fn mesh_trace() {
+    let cases = vec![
+        case(
+            "full zipkin example on a gateway",
+            r#"
+            type: MeshTrace
+            name: mt
+            mesh: default
+            spec:
+              targetRef: {kind: MeshGateway, name: gw}
+              default:
+                backends:
+                - type: Zipkin
+                  zipkin: {url: "http://jaeger-collector.mesh-observability:9411/api/v2/spans", apiVersion: httpJson, traceId128bit: true}
+                tags:
+                - {name: team, literal: core}
+                - {name: env, header: {name: x-env, default: prod}}
+                - {name: version, header: {name: x-version}}
+                sampling: {overall: 80, random: "60.1", client: 40}
+            "#,
+            &[],
+        ),
+        case(
+            "an older policy without type, and empty backends",
+            r#"
+            type: MeshTrace
+            name: mt
+            mesh: default
+            spec:
+              targetRef: {kind: Mesh}
+              default:
+                backends: []
+            "#,
+            &[],
+        ),
+        case(
+            "OpenTelemetry as gRPC host:port and as OTLP/HTTP URL",
+            r#"
+            type: MeshTrace
+            name: mt
+            mesh: default
+            spec:
+              targetRef: {kind: Mesh, proxyTypes: [Gateway]}
+              default:
+                backends: [{type: OpenTelemetry, openTelemetry: {endpoint: "otel-collector:4317"}}]
+            "#,
+            &[],
+        ),
+        case(
+            "no default",
+            "type: MeshTrace\nname: mt\nmesh: default\nspec:\n  targetRef: {kind: MeshService, name: backend}\n",
+            &["spec.default.backends: must be defined"],
+        ),
+        case(
+            "no backend type",
+            "type: MeshTrace\nname: mt\nmesh: default\nspec:\n  targetRef: {kind: Mesh}\n  default:\n    backends: [{}]\n",
+            &["spec.default.backends[0]: backend must have only one type defined: datadog, openTelemetry, zipkin"],
+        ),
+        case(
+            "multiple backends",
+            r#"
+            type: MeshTrace
+            name: mt
+            mesh: default
+            spec:
+              default:
+                backends:
+                - {type: Zipkin, zipkin: {url: "http://jaeger-collector1.mesh-observability:9411/api/v2/spans"}}
+                - {type: Zipkin, zipkin: {url: "http://jaeger-collector2.mesh-observability:9411/api/v2/spans"}}
+            "#,
+            &["spec.default.backends: must have zero or one backend defined"],
+        ),
+        case(
+            "no url for zipkin backend",
+            "type: MeshTrace\nname: mt\nmesh: default\nspec:\n  default:\n    backends: [{type: Zipkin, zipkin: {}}]\n",
+            &["spec.default.backends[0].zipkin.url: must not be empty"],
+        ),
+        case(
+            "zipkin type without zipkin",
+            "type: MeshTrace\nname: mt\nmesh: default\nspec:\n  default:\n    backends: [{type: Zipkin}]\n",
+            &["spec.default.backends[0].zipkin: must be defined"],
+        ),
+        case(
+            "invalid url for zipkin backend",
+            "type: MeshTrace\nname: mt\nmesh: default\nspec:\n  default:\n    backends: [{type: Zipkin, zipkin: {url: not_valid_url}}]\n",
+            &["spec.default.backends[0].zipkin.url: must be a valid url"],
+        ),
+        case(
+            "invalid url for datadog backend",
+            "type: MeshTrace\nname: mt\nmesh: default\nspec:\n  default:\n    backends: [{type: Datadog, datadog: {url: not_valid_url}}]\n",
+            &["spec.default.backends[0].datadog.url: must be a valid url"],
+        ),
+        case(
+            "no port for datadog backend url",
+            "type: MeshTrace\nname: mt\nmesh: default\nspec:\n  default:\n    backends: [{type: Datadog, datadog: {url: \"http://intake.datadoghq.eu\"}}]\n",
+            &["spec.default.backends[0].datadog.url: port must be defined"],
+        ),
+        case(
+            "invalid port for datadog backend",
+            "type: MeshTrace\nname: mt\nmesh: default\nspec:\n  default:\n    backends: [{type: Datadog, datadog: {url: \"http://intake.datadoghq.eu:999999\"}}]\n",
+            &["spec.default.backends[0].datadog.url: port must be a valid (1-65535)"],
+        ),
+        case(
+            "invalid scheme for datadog backend",
+            "type: MeshTrace\nname: mt\nmesh: default\nspec:\n  default:\n    backends: [{type: Datadog, datadog: {url: \"sql://intake.datadoghq.eu:8126\"}}]\n",
+            &["spec.default.backends[0].datadog.url: scheme must be http"],
+        ),
+        case(
+            "path provided for datadog backend",
+            "type: MeshTrace\nname: mt\nmesh: default\nspec:\n  default:\n    backends: [{type: Datadog, datadog: {url: \"http://intake.datadoghq.eu:8126/some/path\"}}]\n",
+            &["spec.default.backends[0].datadog.url: path must not be defined"],
+        ),
+        case(
+            "OpenTelemetry URL with a bad scheme, port and an empty endpoint",
+            "type: MeshTrace\nname: mt\nmesh: default\nspec:\n  default:\n    backends: [{type: OpenTelemetry, openTelemetry: {endpoint: \"ftp://collector:99999\"}}]\n",
+            &[
+                "spec.default.backends[0].openTelemetry.endpoint: URL scheme must be http or https",
+                "spec.default.backends[0].openTelemetry.endpoint: port must be valid (1-65535)",
+            ],
+        ),
+        case(
+            "OpenTelemetry http URL without a host",
+            "type: MeshTrace\nname: mt\nmesh: default\nspec:\n  default:\n    backends: [{type: OpenTelemetry, openTelemetry: {endpoint: \"http://\"}}]\n",
+            &["spec.default.backends[0].openTelemetry.endpoint: must be a valid URL"],
+        ),
+        case(
+            "tag missing name",
+            r#"
+            type: MeshTrace
+            name: mt
+            mesh: default
+            spec:
+              default:
+                backends: [{type: Datadog, datadog: {url: "http://intake.datadoghq.eu:443"}}]
+                tags:
+                - literal: example
+                - header: {default: example}
+            "#,
+            &["spec.default.tags[0].name: must not be empty", "spec.default.tags[1].name: must not be empty"],
+        ),
+        case(
+            "tag missing type",
+            r#"
+            type: MeshTrace
+            name: mt
+            mesh: default
+            spec:
+              default:
+                backends: [{type: Datadog, datadog: {url: "http://intake.datadoghq.eu:443"}}]
+                tags: [{name: example}]
+            "#,
+            &["spec.default.tags[0]: tag must have only one type defined: header, literal"],
+        ),
+        case(
+            "sampling out of range",
+            "type: MeshTrace\nname: mt\nmesh: default\nspec:\n  default:\n    backends: []\n    sampling: {overall: 101}\n",
+            &["spec.default.sampling.overall: must be between 0 and 100"],
+        ),
+        case(
+            "sampling invalid string",
+            "type: MeshTrace\nname: mt\nmesh: default\nspec:\n  default:\n    backends: []\n    sampling: {overall: xyz, client: xyz, random: xyz}\n",
+            &[
+                "spec.default.sampling.client: string is not a number",
+                "spec.default.sampling.random: string is not a number",
+                "spec.default.sampling.overall: string is not a number",
+            ],
+        ),
+        case(
+            "listener tags are not allowed on a MeshGateway target",
+            "type: MeshTrace\nname: mt\nmesh: default\nspec:\n  targetRef: {kind: MeshGateway, name: gw, tags: {port: http}}\n  default:\n    backends: []\n",
+            &["spec.targetRef.tags: must not be set with kind MeshGateway"],
+        ),
+    ];
+    run("MeshTrace", &cases, kuma);
+}

@@ -9,4 +9,5 @@ mod meshroutes;
 mod policies;
 mod support;
 mod tls;
+mod tracing;
 mod ui;
