@@ -734,15 +734,7 @@ fn backend_infos(
                     .iter()
                     .enumerate()
                     .map(|(i, ep)| {
-                        let state = live.as_ref().and_then(|l| l.states.get(i)).map_or("healthy", |s| {
-                            if s.ejected(now) {
-                                "ejected"
-                            } else if !s.healthy() {
-                                "unhealthy"
-                            } else {
-                                "healthy"
-                            }
-                        });
+                        let state = live.as_ref().and_then(|l| l.states.get(i)).map_or("healthy", |s| s.describe(now));
                         EndpointInfo { address: format!("{}:{}", ep.host, ep.port), state: state.to_owned() }
                     })
                     .collect()

@@ -42,6 +42,17 @@ pub struct EndpointState {
 }
 
 impl EndpointState {
+    /// `ejected` (outlier detection), `unhealthy` (active check) or `healthy`, for people.
+    pub fn describe(&self, now: u64) -> &'static str {
+        if self.ejected(now) {
+            "ejected"
+        } else if !self.healthy() {
+            "unhealthy"
+        } else {
+            "healthy"
+        }
+    }
+
     /// Whether it may take traffic now.
     pub fn available(&self, now: u64) -> bool {
         !self.unhealthy.load(Ordering::Relaxed) && self.ejected_until.load(Ordering::Relaxed) <= now

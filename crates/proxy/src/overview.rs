@@ -198,16 +198,7 @@ pub fn overview(plans: &[GatewayPlan], live: Option<Live<'_>>) -> Overview {
                                 let address = format!("{}:{}", e.host, e.port);
                                 let state = match live {
                                     None => "unknown",
-                                    Some(l) => {
-                                        let s = l.health.state(name, &address);
-                                        if s.ejected(now) {
-                                            "ejected"
-                                        } else if !s.healthy() {
-                                            "unhealthy"
-                                        } else {
-                                            "healthy"
-                                        }
-                                    }
+                                    Some(l) => l.health.state(name, &address).describe(now),
                                 };
                                 crate::explain::EndpointInfo { address, state: state.to_owned() }
                             })
