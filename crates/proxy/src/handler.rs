@@ -136,7 +136,8 @@ pub async fn handle(mut req: Request<Incoming>, conn: Arc<ConnContext>) -> Resul
     let started = Instant::now();
     conn.guard.request_started();
     let listener = conn.listener.load_full();
-    let trace = listener.tracing.as_ref().map(|t| t.begin(&mut req));
+    // Boxed: the request future stays small (it is moved, whole, on every request) when tracing is off.
+    let trace = listener.tracing.as_ref().map(|t| Box::new(t.begin(&mut req)));
     let record = (!listener.access_logs.is_empty()).then(|| RequestRecord::of(&req, &listener.log_headers));
     let mut notes = Notes { flags: "-", ..Notes::default() };
     let (mut response, route) = serve(req, &listener, &conn, &mut notes).await;
@@ -165,7 +166,7 @@ pub async fn handle(mut req: Request<Incoming>, conn: Arc<ConnContext>) -> Resul
             cluster: notes.cluster,
             upstream: notes.upstream,
         };
-        tracer.end(ctx, &outcome);
+        tracer.end(*ctx, &outcome);
     }
     if let Some(record) = record {
         let entry = crate::accesslog::Entry {
