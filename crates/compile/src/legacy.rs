@@ -578,7 +578,8 @@ fn traffic_log(
             return None;
         }
     };
-    let ctx = crate::policies::LogContext { mesh, service, address, protocol: listener.protocol };
+    let ctx =
+        crate::policies::LogContext { mesh, service, address, protocol: listener.protocol, listener: &listener.name };
     let format = ApiLogFormat {
         kind: "Plain".to_owned(),
         plain: (!b.format.is_empty()).then(|| b.format.clone()),

@@ -506,7 +506,13 @@ pub fn apply(
                 extend_applied(&mut lp.applied, m.applied);
             }
         }
-        let log_ctx = LogContext { mesh, service: &service, address: dp_address, protocol: listener.protocol };
+        let log_ctx = LogContext {
+            mesh,
+            service: &service,
+            address: dp_address,
+            protocol: listener.protocol,
+            listener: &listener.name,
+        };
         if let Some(m) = merge(port_wide(PolicyKind::MeshAccessLog)) {
             let c: AccessLogConf = typed(&m, &subject, diagnostics);
             lp.access_logs.extend(access_logs(&c, &log_ctx, true, &subject, diagnostics));
@@ -1032,10 +1038,29 @@ pub(crate) struct LogContext<'a> {
     pub(crate) service: &'a str,
     pub(crate) address: &'a str,
     pub(crate) protocol: Protocol,
+    /// Kuma's listener name (a field of the default JSON lines).
+    pub(crate) listener: &'a str,
 }
 
 /// Kuma's default HTTP access-log format.
 const DEFAULT_HTTP_FORMAT: &str = "[%START_TIME%] %KUMA_MESH% \"%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%\" %RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %DURATION% %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% \"%REQ(X-FORWARDED-FOR)%\" \"%REQ(USER-AGENT)%\" \"%REQ(X-B3-TRACEID?X-DATADOG-TRACEID)%\" \"%REQ(X-REQUEST-ID)%\" \"%REQ(:AUTHORITY)%\" \"%KUMA_SOURCE_SERVICE%\" \"%KUMA_DESTINATION_SERVICE%\" \"%KUMA_SOURCE_ADDRESS_WITHOUT_PORT%\" \"%UPSTREAM_HOST%\"";
+/// The JSON fields of a `type: Json` format that lists none (key, operator, HTTP only).
+const DEFAULT_JSON_FIELDS: &[(&str, &str, bool)] = &[
+    ("start_time", "%START_TIME%", false),
+    ("method", "%REQ(:METHOD)%", true),
+    ("path", "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%", true),
+    ("authority", "%REQ(:AUTHORITY)%", true),
+    ("protocol", "%PROTOCOL%", true),
+    ("response_code", "%RESPONSE_CODE%", true),
+    ("response_flags", "%RESPONSE_FLAGS%", false),
+    ("duration_ms", "%DURATION%", false),
+    ("bytes_received", "%BYTES_RECEIVED%", false),
+    ("bytes_sent", "%BYTES_SENT%", false),
+    ("route", "%ROUTE_NAME%", true),
+    ("upstream_cluster", "%UPSTREAM_CLUSTER%", false),
+    ("upstream_host", "%UPSTREAM_HOST%", false),
+    ("client", "%DOWNSTREAM_REMOTE_ADDRESS%", false),
+];
 /// Kuma's default TCP access-log format.
 const DEFAULT_TCP_FORMAT: &str = "[%START_TIME%] %RESPONSE_FLAGS% %KUMA_MESH% %KUMA_SOURCE_ADDRESS_WITHOUT_PORT%(%KUMA_SOURCE_SERVICE%)->%UPSTREAM_HOST%(%KUMA_DESTINATION_SERVICE%) took %DURATION%ms, sent %BYTES_SENT% bytes, received: %BYTES_RECEIVED% bytes";
 
@@ -1058,10 +1083,21 @@ impl LogContext<'_> {
     pub(crate) fn format(&self, f: Option<&ApiLogFormat>, outbound: bool) -> LogFormat {
         let default = if self.protocol.is_http() { DEFAULT_HTTP_FORMAT } else { DEFAULT_TCP_FORMAT };
         match f {
-            Some(f) if f.kind == "Json" => LogFormat::Json {
-                fields: f.json.iter().flatten().map(|j| (j.key.clone(), self.substitute(&j.value, outbound))).collect(),
-                omit_empty: f.omit_empty_values.unwrap_or(false),
-            },
+            Some(f) if f.kind == "Json" => {
+                let mut fields: Vec<(String, String)> =
+                    f.json.iter().flatten().map(|j| (j.key.clone(), self.substitute(&j.value, outbound))).collect();
+                if fields.is_empty() {
+                    // `type: Json` without fields: the fields an operator reads first.
+                    let http = self.protocol.is_http();
+                    fields = DEFAULT_JSON_FIELDS
+                        .iter()
+                        .filter(|(_, _, http_only)| http || !http_only)
+                        .map(|(k, v, _)| ((*k).to_owned(), (*v).to_owned()))
+                        .chain([("listener".to_owned(), self.listener.to_owned())])
+                        .collect();
+                }
+                LogFormat::Json { fields, omit_empty: f.omit_empty_values.unwrap_or(false) }
+            }
             Some(f) => LogFormat::Plain(self.substitute(f.plain.as_deref().unwrap_or(default), outbound)),
             None => LogFormat::Plain(self.substitute(default, outbound)),
         }

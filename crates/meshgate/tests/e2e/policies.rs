@@ -205,6 +205,7 @@ async fn access_logs_write_json_lines_with_the_configured_fields() {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().with_extension("access.log");
+    let default_log = dir.path().with_extension("default.log");
     let mut config = gateway_with_routes(port, &[&echo]);
     config.push_str(&route("api", "/api", "echo"));
     config.push_str(&policy(
@@ -212,8 +213,9 @@ async fn access_logs_write_json_lines_with_the_configured_fields() {
         "edge-logs",
         "{kind: MeshGateway, name: gw}",
         &format!(
-            "  to:\n  - targetRef: {{kind: Mesh}}\n    default:\n      backends:\n      - type: File\n        file:\n          path: {}\n          format:\n            type: Json\n            json:\n            - {{key: status, value: '%RESPONSE_CODE%'}}\n            - {{key: path, value: '%REQ(:PATH)%'}}\n            - {{key: mesh, value: '%KUMA_MESH%'}}\n            - {{key: source, value: '%KUMA_SOURCE_SERVICE%'}}\n            - {{key: upstream, value: '%UPSTREAM_HOST%'}}\n            - {{key: route, value: '%ROUTE_NAME%'}}\n            - {{key: flags, value: '%RESPONSE_FLAGS%'}}\n",
-            log.display()
+            "  to:\n  - targetRef: {{kind: Mesh}}\n    default:\n      backends:\n      - type: File\n        file:\n          path: {}\n          format:\n            type: Json\n            json:\n            - {{key: status, value: '%RESPONSE_CODE%'}}\n            - {{key: path, value: '%REQ(:PATH)%'}}\n            - {{key: mesh, value: '%KUMA_MESH%'}}\n            - {{key: source, value: '%KUMA_SOURCE_SERVICE%'}}\n            - {{key: upstream, value: '%UPSTREAM_HOST%'}}\n            - {{key: route, value: '%ROUTE_NAME%'}}\n            - {{key: flags, value: '%RESPONSE_FLAGS%'}}\n      - type: File\n        file: {{path: {}, format: {{type: Json}}}}\n",
+            log.display(),
+            default_log.display()
         ),
     ));
     std::fs::write(dir.path().join("config.yaml"), &config).unwrap();
@@ -239,6 +241,27 @@ async fn access_logs_write_json_lines_with_the_configured_fields() {
     assert_eq!(second["status"], 404);
     assert_eq!(second["flags"], "NR");
     assert_eq!(second["upstream"], serde_json::Value::Null);
+
+    // `type: Json` without fields: route, listener, upstream, duration and response flags by default.
+    let mut lines = Vec::new();
+    eventually(Duration::from_secs(5), "two default JSON lines", || {
+        lines = std::fs::read_to_string(&default_log).unwrap_or_default().lines().map(str::to_owned).collect();
+        let n = lines.len();
+        async move { n >= 2 }
+    })
+    .await;
+    let first: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(first["route"], "api", "{first}");
+    assert_eq!(first["listener"], format!("gw:HTTP:{port}"), "{first}");
+    assert_eq!(first["upstream_host"], format!("127.0.0.1:{}", echo.port()), "{first}");
+    assert_eq!(first["upstream_cluster"], "echo", "{first}");
+    assert_eq!(
+        (&first["method"], &first["response_code"], &first["response_flags"]),
+        (&"GET".into(), &200.into(), &"-".into())
+    );
+    assert!(first["duration_ms"].is_number(), "{first}");
+    let second: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
+    assert_eq!((&second["route"], &second["response_flags"]), (&"-".into(), &"NR".into()), "{second}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
