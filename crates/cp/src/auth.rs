@@ -362,7 +362,8 @@ pub(crate) async fn guard(
 ) -> axum::response::Response {
     use axum::response::IntoResponse as _;
     let path = req.uri().path().to_owned();
-    if path == "/" {
+    // `GET /` (product and version) and the dashboard's page (static, no data: it asks for a token itself) are open.
+    if path == "/" || (req.method() == axum::http::Method::GET && (path == "/ui" || path == "/ui/")) {
         return next.run(req).await;
     }
     let peer = req

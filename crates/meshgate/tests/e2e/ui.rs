@@ -133,6 +133,7 @@ async fn the_control_plane_dashboard_shows_gateways_and_their_plans() {
     let log = std::fs::File::create(dir.path().join("cp.log")).unwrap();
     let mut cp = Command::new(env!("CARGO_BIN_EXE_meshgate"))
         .args(["cp", "--store", "memory:", "--api", &format!("127.0.0.1:{api}"), "--plain-http"])
+        .arg("--localhost-is-admin=false")
         .arg("--admin-token-file")
         .arg(dir.path().join("token"))
         .stderr(log)
@@ -155,24 +156,32 @@ async fn the_control_plane_dashboard_shows_gateways_and_their_plans() {
         ),
     )
     .unwrap();
+    let token = std::fs::read_to_string(dir.path().join("token")).unwrap();
     let applied = Command::new(env!("CARGO_BIN_EXE_meshgate"))
         .args(["apply", "-f"])
         .arg(&resources)
         .env("MESHGATE_CP", &base)
+        .env("MESHGATE_TOKEN", token.trim())
         .output()
         .unwrap();
     assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
+    // Without a token the page loads and asks for one; the data stays behind authentication.
     let ui = format!("{base}/ui");
+    let anonymous = dom(&browser, &ui);
+    assert!(anonymous.contains("data-loaded=\"login\"") && anonymous.contains("Sign in"), "{anonymous}");
+    assert!(!anonymous.contains("cp-route"), "{anonymous}");
+    assert!(!anonymous.contains("<section id=\"login\" hidden"), "the sign-in form shows: {anonymous}");
+    let signed_in = format!("{ui}#token={}", token.trim());
     let mut page = String::new();
     eventually(Duration::from_secs(10), "the dashboard shows the gateway", || {
-        page = dom(&browser, &ui);
+        page = dom(&browser, &signed_in);
         let found = page.contains("default/gw on default/gw-1") && page.contains("cp-route");
         async move { found }
     })
     .await;
     assert!(page.contains("control plane"), "{page}");
     assert!(page.contains("data-endpoint=\"127.0.0.1:9\"") && page.contains(">unknown<"), "{page}");
-    screenshot(&browser, &ui, "control-plane-dashboard.png");
+    screenshot(&browser, &signed_in, "control-plane-dashboard.png");
     let _ = cp.kill();
     let _ = cp.wait();
 }
