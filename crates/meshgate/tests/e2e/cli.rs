@@ -315,12 +315,12 @@ fn validate_checks_listener_secrets() {
 fn validate_reads_standard_input_and_notes_uninterpreted_kinds() {
     let out = meshgate_stdin(
         &["validate", "-"],
-        b"type: MeshTrace\nname: t\nmesh: default\nspec: {targetRef: {kind: Mesh}}\n---\ntype: FaultInjection\nname: f\nmesh: default\nsources: [{match: {kuma.io/service: '*'}}]\ndestinations: [{match: {kuma.io/service: '*'}}]\nconf: {abort: {httpStatus: 500, percentage: 50}}\n",
+        b"type: MeshMetric\nname: t\nmesh: default\nspec: {targetRef: {kind: Mesh}}\n---\ntype: FaultInjection\nname: f\nmesh: default\nsources: [{match: {kuma.io/service: '*'}}]\ndestinations: [{match: {kuma.io/service: '*'}}]\nconf: {abort: {httpStatus: 500, percentage: 50}}\n",
     );
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     let err = stderr(&out);
     assert!(
-        err.contains("<stdin>:1:1: note: MeshTrace t: accepted, but meshgate does not apply MeshTrace resources yet"),
+        err.contains("<stdin>:1:1: note: MeshMetric t: accepted, but meshgate does not apply MeshMetric resources yet"),
         "{err}"
     );
     assert!(
