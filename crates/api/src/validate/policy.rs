@@ -10,7 +10,7 @@ use super::Errors;
 use super::targetref::{TargetRefOpts, validate_target_ref};
 use crate::model::policy::{
     AccessLogConf, CircuitBreakerConf, Consecutive, FaultInjectionConf, HashPolicy, HealthCheckConf, LoadBalancingConf,
-    MeshTrace, Policy, PolicySpec, Rate, RateLimitConf, RetryConf, TimeoutConf, TimeoutHttp, TraceBackend,
+    LogFormat, MeshTrace, Policy, PolicySpec, Rate, RateLimitConf, RetryConf, TimeoutConf, TimeoutHttp, TraceBackend,
 };
 use crate::model::targetref::{IntOrString, TargetRef};
 use crate::model::wkt::GoDuration;
@@ -502,7 +502,86 @@ fn access_log(p: &Policy<AccessLogConf>) -> Errors {
     for (i, item) in p.from.iter().enumerate() {
         item_ref(&mut errs, &spec.field("from").index(i), &item.target_ref, &["Mesh"]);
     }
+    for (i, item) in p.to.iter().enumerate() {
+        access_log_conf(&mut errs, &spec.field("to").index(i).field("default"), &item.default);
+    }
+    for (i, item) in p.from.iter().enumerate() {
+        access_log_conf(&mut errs, &spec.field("from").index(i).field("default"), &item.default);
+    }
+    for (i, rule) in p.rules.iter().enumerate() {
+        access_log_conf(&mut errs, &spec.field("rules").index(i).field("default"), &rule.default);
+    }
     errs
+}
+
+/// Kuma's checks of a MeshAccessLog conf: backends, their destinations and line formats.
+fn access_log_conf(errs: &mut Errors, path: &Path, conf: &AccessLogConf) {
+    let Some(backends) = &conf.backends else {
+        return errs.add(path.field("backends"), MUST_BE_DEFINED);
+    };
+    for (i, b) in backends.iter().enumerate() {
+        let at = path.field("backends").index(i);
+        match b.kind.as_str() {
+            "File" => {
+                let Some(file) = &b.file else {
+                    errs.add(at.field("file"), MUST_BE_DEFINED);
+                    continue;
+                };
+                if let Some(format) = &file.format {
+                    log_format(errs, &at.field("file").field("format"), format);
+                }
+                if file.path.is_empty() || file.path.contains('\0') {
+                    errs.add(at.field("file").field("path"), "file backend requires a valid path");
+                }
+            }
+            "Tcp" => {
+                let Some(tcp) = &b.tcp else {
+                    errs.add(at.field("tcp"), MUST_BE_DEFINED);
+                    continue;
+                };
+                if let Some(format) = &tcp.format {
+                    log_format(errs, &at.field("tcp").field("format"), format);
+                }
+                if !super::url::is_url(&tcp.address) {
+                    errs.add(at.field("tcp").field("address"), "tcp backend requires valid address");
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Kuma's checks of a line format. A `Json` format without `json` is meshgate's default field set (an extension:
+/// Kuma requires the list).
+fn log_format(errs: &mut Errors, path: &Path, format: &LogFormat) {
+    match format.kind.as_str() {
+        "Plain" => match format.plain.as_deref() {
+            None => errs.add(path.field("plain"), MUST_BE_DEFINED),
+            Some("") => errs.add(path.field("plain"), MUST_NOT_BE_EMPTY),
+            Some(_) => {}
+        },
+        "Json" => {
+            let Some(fields) = &format.json else { return };
+            if fields.is_empty() {
+                errs.add(path.field("json"), MUST_NOT_BE_EMPTY);
+            }
+            for (i, field) in fields.iter().enumerate() {
+                let at = path.field("json").index(i);
+                if field.key.is_empty() {
+                    errs.add(at.field("key"), "key cannot be empty");
+                }
+                if field.value.is_empty() {
+                    errs.add(at.field("value"), "value cannot be empty");
+                }
+                // Kuma pastes key and value into `{"key": "value"}` unescaped and checks that it parses.
+                let pasted = format!("{{\"{}\": \"{}\"}}", field.key, field.value);
+                if serde_json::from_str::<serde_json::Value>(&pasted).is_err() {
+                    errs.add(at, "is not a valid JSON object");
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 fn greater_than_zero(errs: &mut Errors, path: Path, v: Option<u32>) {

@@ -4393,3 +4393,61 @@ fn mesh_trace() {
     ];
     run("MeshTrace", &cases, kuma);
 }
+
+/// Kuma's MeshAccessLog backend and format checks (`meshaccesslog/api/v1alpha1/validator.go`), and meshgate's one
+/// extension: a `Json` format without `json` is the default field set.
+#[test]
+fn mesh_access_log_formats() {
+    let wrap = |default: &str| {
+        format!(
+            "type: MeshAccessLog\nname: l\nmesh: default\nspec:\n  targetRef: {{kind: MeshGateway, name: gw}}\n  to:\n  - targetRef: {{kind: Mesh}}\n    default: {default}\n"
+        )
+    };
+    let cases = vec![
+        case(
+            "Json without fields is meshgate's default set",
+            &wrap("{backends: [{type: File, file: {path: /tmp/a.log, format: {type: Json}}}]}"),
+            &[],
+        ),
+        case("no backends", &wrap("{}"), &["spec.to[0].default.backends: must be defined"]),
+        case(
+            "File without file, Tcp without tcp",
+            &wrap("{backends: [{type: File}, {type: Tcp}]}"),
+            &[
+                "spec.to[0].default.backends[0].file: must be defined",
+                "spec.to[0].default.backends[1].tcp: must be defined",
+            ],
+        ),
+        case(
+            "plain format without a template, empty json list",
+            &wrap(
+                "{backends: [{type: File, file: {path: /tmp/a.log, format: {type: Plain}}}, {type: Tcp, tcp: {address: 'logs.example.com:5000', format: {type: Json, json: []}}}]}",
+            ),
+            &[
+                "spec.to[0].default.backends[0].file.format.plain: must be defined",
+                "spec.to[0].default.backends[1].tcp.format.json: must not be empty",
+            ],
+        ),
+        case(
+            "empty plain template, empty key and value, a value that breaks the JSON",
+            &wrap(
+                r#"{backends: [{type: File, file: {path: /tmp/a.log, format: {type: Plain, plain: ""}}}, {type: File, file: {path: /tmp/b.log, format: {type: Json, json: [{key: "", value: "%START_TIME%"}, {key: k, value: ""}, {key: q, value: 'say "hi"'}]}}}]}"#,
+            ),
+            &[
+                "spec.to[0].default.backends[0].file.format.plain: must not be empty",
+                "spec.to[0].default.backends[1].file.format.json[0].key: key cannot be empty",
+                "spec.to[0].default.backends[1].file.format.json[1].value: value cannot be empty",
+                "spec.to[0].default.backends[1].file.format.json[2]: is not a valid JSON object",
+            ],
+        ),
+        case(
+            "no file path, a tcp address that is not one",
+            &wrap("{backends: [{type: File, file: {path: ''}}, {type: Tcp, tcp: {address: not_an_address}}]}"),
+            &[
+                "spec.to[0].default.backends[0].file.path: file backend requires a valid path",
+                "spec.to[0].default.backends[1].tcp.address: tcp backend requires valid address",
+            ],
+        ),
+    ];
+    run("MeshAccessLog formats", &cases, kuma);
+}
