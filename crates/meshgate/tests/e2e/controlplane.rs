@@ -313,6 +313,20 @@ async fn backend_at(ip: &str, port: u16) -> String {
     }
 }
 
+/// A MeshGateway `gw` with one HTTP listener on `port`, the backend Dataplanes (service, port), and the route to `a`.
+fn gateway_resources(port: u16, backends: &[(&str, u16)]) -> String {
+    let mut out = format!(
+        "type: MeshGateway\nmesh: default\nname: gw\nselectors:\n- match:\n    kuma.io/service: gw\nconf:\n  listeners:\n  - port: {port}\n    protocol: HTTP\n"
+    );
+    for (service, backend_port) in backends {
+        out.push_str(&crate::support::backend_yaml(&format!("{service}-1"), service, *backend_port, ""));
+        out.push('\n');
+    }
+    out.push_str("---\n");
+    out.push_str(&route_to("a"));
+    out
+}
+
 fn route_to(service: &str) -> String {
     format!(
         "type: MeshGatewayRoute\nmesh: default\nname: shop\nselectors:\n- match:\n    kuma.io/service: gw\nconf:\n  http:\n    rules:\n    - matches: [{{path: {{match: PREFIX, value: /}}}}]\n      backends: [{{destination: {{kuma.io/service: {service}}}}}]\n"
@@ -328,16 +342,7 @@ async fn two_gateways_follow_the_control_plane_and_outlive_it() {
     let cp = ControlPlane::start_on(&store, cp_port, &path("cp.log")).await;
     let (a, b) = (Backend::start("a").await, Backend::start("b").await);
     let port = free_port();
-    std::fs::write(
-        path("resources.yaml"),
-        format!(
-            "type: MeshGateway\nmesh: default\nname: gw\nselectors:\n- match:\n    kuma.io/service: gw\nconf:\n  listeners:\n  - port: {port}\n    protocol: HTTP\n{}\n{}\n---\n{}",
-            crate::support::backend_yaml("a-1", "a", a.port(), ""),
-            crate::support::backend_yaml("b-1", "b", b.port(), ""),
-            route_to("a"),
-        ),
-    )
-    .unwrap();
+    std::fs::write(path("resources.yaml"), gateway_resources(port, &[("a", a.port()), ("b", b.port())])).unwrap();
     let applied = cp.cli(&["apply", "-f", path("resources.yaml").to_str().unwrap()]);
     assert!(applied.status.success(), "{}", text(&applied.stderr));
     for (name, ip) in [("gw-1", "127.0.0.1"), ("gw-2", "127.0.0.2")] {
@@ -640,15 +645,7 @@ async fn gateways_prove_which_dataplane_they_are() {
     };
     let backend = Backend::start("a").await;
     let port = free_port();
-    std::fs::write(
-        path("resources.yaml"),
-        format!(
-            "type: MeshGateway\nmesh: default\nname: gw\nselectors:\n- match:\n    kuma.io/service: gw\nconf:\n  listeners:\n  - port: {port}\n    protocol: HTTP\n{}\n---\n{}",
-            crate::support::backend_yaml("a-1", "a", backend.port(), ""),
-            route_to("a"),
-        ),
-    )
-    .unwrap();
+    std::fs::write(path("resources.yaml"), gateway_resources(port, &[("a", backend.port())])).unwrap();
     let applied = as_admin(&["apply", "-f", path("resources.yaml").to_str().unwrap()]);
     assert!(applied.status.success(), "{}", text(&applied.stderr));
     let token = |mesh: &str, name: &str, file: &str| {
@@ -779,15 +776,7 @@ async fn the_api_is_https_and_clients_check_its_ca() {
     // Gateways: the wrong CA never connects (and gets no plan); the right one does.
     let port = free_port();
     let backend = Backend::start("a").await;
-    std::fs::write(
-        path("resources.yaml"),
-        format!(
-            "type: MeshGateway\nmesh: default\nname: gw\nselectors:\n- match:\n    kuma.io/service: gw\nconf:\n  listeners:\n  - port: {port}\n    protocol: HTTP\n{}\n---\n{}",
-            crate::support::backend_yaml("a-1", "a", backend.port(), ""),
-            route_to("a"),
-        ),
-    )
-    .unwrap();
+    std::fs::write(path("resources.yaml"), gateway_resources(port, &[("a", backend.port())])).unwrap();
     let applied = cli(&[
         "apply",
         "-f",
@@ -850,12 +839,7 @@ async fn scale_one_change_reaches_1000_gateway_streams() {
     let store = format!("sqlite:{}", path("meshgate.db").display());
     let cp = ControlPlane::start(&store, &path("cp.log")).await;
     let port = free_port();
-    let mut resources = format!(
-        "type: MeshGateway\nmesh: default\nname: gw\nselectors:\n- match:\n    kuma.io/service: gw\nconf:\n  listeners:\n  - port: {port}\n    protocol: HTTP\n{}\n{}\n---\n{}",
-        crate::support::backend_yaml("a-1", "a", 10001, ""),
-        crate::support::backend_yaml("b-1", "b", 10002, ""),
-        route_to("a"),
-    );
+    let mut resources = gateway_resources(port, &[("a", 10001), ("b", 10002)]);
     for i in 0..GATEWAYS {
         resources.push_str(&format!(
             "\n---\ntype: Dataplane\nmesh: default\nname: gw-{i}\nnetworking:\n  address: 127.0.0.1\n  gateway:\n    type: BUILTIN\n    tags:\n      kuma.io/service: gw\n"
