@@ -748,12 +748,7 @@ fn tracing(c: &TraceConf, service: &str, subject: &str, diagnostics: &mut Vec<Di
     let mut warn = |message: String| {
         diagnostics.push(Diagnostic { severity: Severity::Warning, subject: subject.to_owned(), message });
     };
-    let kind = match (backend.kind.as_str(), &backend.zipkin, &backend.open_telemetry) {
-        ("Zipkin", ..) | ("", Some(_), None) => "Zipkin",
-        ("OpenTelemetry", ..) | ("", None, Some(_)) => "OpenTelemetry",
-        (other, ..) => other,
-    };
-    let backend = match kind {
+    let backend = match backend.kind().unwrap_or_default() {
         "Zipkin" => {
             let url = backend.zipkin.as_ref().map(|z| z.url.clone()).unwrap_or_default();
             if !url.starts_with("http://") {

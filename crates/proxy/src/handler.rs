@@ -549,8 +549,7 @@ async fn forward<'l>(
         resp.headers_mut().insert("x-envoy-overloaded", HeaderValue::from_static("true"));
         return resp;
     };
-    // Access logs and spans name the cluster and endpoint; otherwise they are not noted.
-    let logging = !listener.access_logs.is_empty() || listener.tracing.is_some();
+    let logging = listener.records_upstream;
     if logging {
         notes.cluster = Some(cluster.name.as_str());
     }

@@ -228,6 +228,12 @@ impl Registry {
         Arc::clone(states.entry((cluster.to_owned(), endpoint.to_owned())).or_default())
     }
 
+    /// The state of endpoint `endpoint` of `cluster`, if it is tracked (a read that adds nothing).
+    pub fn peek(&self, cluster: &str, endpoint: &str) -> Option<Arc<EndpointState>> {
+        let states = self.states.lock().ok()?;
+        states.get(&(cluster.to_owned(), endpoint.to_owned())).cloned()
+    }
+
     /// Keeps the states of `keep`, and runs exactly the checkers of `wanted` (starting new ones, stopping others).
     pub fn sync(&self, keep: &HashSet<(String, String)>, wanted: &[CheckerSpec]) {
         if let Ok(mut states) = self.states.lock() {

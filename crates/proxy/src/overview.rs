@@ -198,7 +198,7 @@ pub fn overview(plans: &[GatewayPlan], live: Option<Live<'_>>) -> Overview {
                                 let address = format!("{}:{}", e.host, e.port);
                                 let state = match live {
                                     None => "unknown",
-                                    Some(l) => l.health.state(name, &address).describe(now),
+                                    Some(l) => l.health.peek(name, &address).map_or("unknown", |s| s.describe(now)),
                                 };
                                 crate::explain::EndpointInfo { address, state: state.to_owned() }
                             })

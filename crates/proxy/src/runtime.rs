@@ -557,6 +557,8 @@ pub struct ListenerRuntime {
     pub request_deadline: Option<Duration>,
     /// Tracing (MeshTrace).
     pub tracing: Option<crate::trace::Tracer>,
+    /// Whether requests note their cluster and endpoint (access logs or spans name them).
+    pub records_upstream: bool,
 }
 
 /// Settings of the data plane that do not come from the plan (Kuma's gateway defaults unless changed). This is the
@@ -888,6 +890,7 @@ impl Builder<'_> {
         let server_header =
             HeaderValue::from_str(&settings.server_name).unwrap_or(HeaderValue::from_static("meshgate"));
         let access_logs = self.access_logs(listener);
+        let access_logs_empty = access_logs.is_empty();
         let tracing = match &listener.policies.tracing {
             None => None,
             Some(t) => match self.tracers.tracer(t, self.metrics.trace_spans_dropped.clone()) {
@@ -938,6 +941,7 @@ impl Builder<'_> {
                 .map(|r| TokenBucket::new(r.num, Duration::from_millis(r.interval_ms))),
             max_connect_attempts: listener.policies.max_connect_attempts.unwrap_or(1).max(1),
             request_deadline: listener.policies.request_timeout_ms.map(limit),
+            records_upstream: !access_logs_empty || tracing.is_some(),
             tracing,
         })
     }

@@ -821,6 +821,22 @@ pub struct TraceBackend {
     pub open_telemetry: Option<OpenTelemetryBackend>,
 }
 
+impl TraceBackend {
+    /// `Zipkin`, `Datadog` or `OpenTelemetry`: the `type`, or for older policies without one the only backend set
+    /// (none when none or several are).
+    pub fn kind(&self) -> Option<&str> {
+        if !self.kind.is_empty() {
+            return Some(&self.kind);
+        }
+        match (self.zipkin.is_some(), self.datadog.is_some(), self.open_telemetry.is_some()) {
+            (true, false, false) => Some("Zipkin"),
+            (false, true, false) => Some("Datadog"),
+            (false, false, true) => Some("OpenTelemetry"),
+            _ => None,
+        }
+    }
+}
+
 /// A Zipkin collector.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]

@@ -888,19 +888,8 @@ fn trace(p: &MeshTrace) -> Errors {
 }
 
 fn trace_backend(errs: &mut Errors, path: &Path, b: &TraceBackend) {
-    let kind = if b.kind.is_empty() {
-        // Older policies name no type and set exactly one backend.
-        match (b.zipkin.is_some(), b.datadog.is_some(), b.open_telemetry.is_some()) {
-            (true, false, false) => "Zipkin",
-            (false, true, false) => "Datadog",
-            (false, false, true) => "OpenTelemetry",
-            _ => {
-                errs.add(path.clone(), "backend must have only one type defined: datadog, openTelemetry, zipkin");
-                return;
-            }
-        }
-    } else {
-        b.kind.as_str()
+    let Some(kind) = b.kind() else {
+        return errs.add(path.clone(), "backend must have only one type defined: datadog, openTelemetry, zipkin");
     };
     match kind {
         "Datadog" => {
