@@ -3,13 +3,18 @@
 //! its own, under a lock nobody else holds but the writer for an instant) drained in batches by the sink's writer
 //! thread. A line that finds its buffer full is dropped and counted (`meshgate_access_log_dropped`), never waited for.
 //! Nothing is allocated per line: the writer hands back the previous batch's buffer when it takes one.
+//!
+//! A format is compiled once per plan into pieces: literal text with the JSON keys, quotes and punctuation merged in
+//! (short literals are copied as one fixed-size block), and operators that know whether their value can need a JSON
+//! escape. The time stamp comes from the buffer's clock (the wall clock read at most once a second, the text redone
+//! once a millisecond), so a request reads no clock for its line beyond the monotonic one it already has.
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use http::{HeaderMap, HeaderName, Method, StatusCode, Version};
 use meshgate_plan::{LogFormat, LogSink};
@@ -50,6 +55,25 @@ impl Op {
         matches!(self, Op::ResponseCode | Op::BytesReceived | Op::BytesSent | Op::Duration)
     }
 
+    /// Whether it always has a value (so that, alone in a JSON value, it is never `null`).
+    fn always_present(&self) -> bool {
+        match self {
+            Op::Req(list) => matches!(list.first(), Some(HeaderRef::Method | HeaderRef::Path)),
+            Op::Literal(_)
+            | Op::StartTime
+            | Op::ResponseCode
+            | Op::ResponseFlags
+            | Op::BytesReceived
+            | Op::BytesSent
+            | Op::Duration
+            | Op::Protocol
+            | Op::RouteName
+            | Op::DownstreamRemoteAddress
+            | Op::DownstreamRemoteAddressWithoutPort => true,
+            Op::Resp(_) | Op::UpstreamHost | Op::UpstreamCluster | Op::Unknown => false,
+        }
+    }
+
     /// Whether what it writes never needs a JSON escape (numbers, times, flags, protocols, methods, addresses), so
     /// that a JSON value made only of such operators is not scanned.
     fn escape_free(&self) -> bool {
@@ -71,9 +95,9 @@ impl Op {
     }
 }
 
-/// A parsed template, and whether all its operators are escape-free.
+/// A parsed template.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Template(Vec<Op>, bool);
+pub struct Template(Vec<Op>);
 
 /// A header an operator reads, resolved when the template is parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,16 +174,15 @@ impl Template {
         if !literal.is_empty() {
             ops.push(Op::Literal(literal));
         }
-        let escape_free = ops.iter().all(Op::escape_free);
-        Template(ops, escape_free)
+        Template(ops)
     }
 }
 
 /// What a log line can tell about one request.
 #[derive(Debug)]
 pub struct Entry<'a> {
-    /// When the request arrived.
-    pub start: SystemTime,
+    /// When the request arrived (monotonic; the buffer's clock turns it into wall-clock time).
+    pub start: Instant,
     /// Method.
     pub method: &'a Method,
     /// Path and query as received.
@@ -178,6 +201,8 @@ pub struct Entry<'a> {
     pub duration: Duration,
     /// The endpoint that answered, if any.
     pub upstream_host: Option<&'a str>,
+    /// Whether the upstream host needs no JSON escape (known when its endpoint was set up).
+    pub upstream_plain: bool,
     /// The cluster, if any.
     pub cluster: Option<&'a str>,
     /// The route's name.
@@ -199,41 +224,208 @@ fn protocol(v: Version) -> &'static str {
     }
 }
 
-/// `2026-11-26T14:56:27.123Z`; the part down to the second is formatted once per second per thread.
-fn iso8601(t: SystemTime, out: &mut String) {
-    thread_local! {
-        static CACHE: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
-    }
-    let since = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
-    CACHE.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        if cache.0 != secs {
-            let dt = time::OffsetDateTime::from(t);
-            cache.1 = format!(
-                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-                dt.year(),
-                u8::from(dt.month()),
-                dt.day(),
-                dt.hour(),
-                dt.minute(),
-                dt.second()
-            );
-            cache.0 = secs;
-        }
-        out.push_str(&cache.1);
-    });
-    let ms = since.subsec_millis();
-    out.push('.');
-    for d in [ms / 100, ms / 10 % 10, ms % 10] {
-        out.push(char::from(b'0' + u8::try_from(d).unwrap_or(0)));
-    }
-    out.push('Z');
+/// A buffer of lines, and the clock its lines read: the wall-clock time of one monotonic instant, read again at most
+/// once a second (so a request does not read the wall clock; a step of it shows within a second), and the last time
+/// stamp written (its date and time down to the second formatted once a second, its milliseconds once a millisecond).
+#[derive(Debug)]
+pub struct Lines {
+    text: Vec<u8>,
+    /// A monotonic instant and the wall-clock milliseconds since the Unix epoch at it.
+    base: Option<(Instant, u64)>,
+    /// The milliseconds since the epoch `stamp` shows.
+    stamp_ms: u64,
+    /// `2026-11-26T14:56:27.123Z` (the first [`STAMP`] bytes).
+    stamp: [u8; SHORT],
 }
 
-/// Appends a number in decimal.
-fn push_digits(n: u64, out: &mut String) {
-    out.push_str(itoa::Buffer::new().format(n));
+/// The length of a time stamp.
+const STAMP: usize = 24;
+
+impl Default for Lines {
+    fn default() -> Self {
+        Lines { text: Vec::new(), base: None, stamp_ms: u64::MAX, stamp: [0; SHORT] }
+    }
+}
+
+/// Whole milliseconds of `d`, without the 128-bit arithmetic of `as_millis`.
+fn millis(d: Duration) -> u64 {
+    d.as_secs().saturating_mul(1000).saturating_add(u64::from(d.subsec_millis()))
+}
+
+const SECOND: Duration = Duration::from_secs(1);
+
+impl Lines {
+    /// Wall-clock milliseconds since the Unix epoch at the monotonic instant `at`.
+    fn wall_ms(&mut self, at: Instant) -> u64 {
+        if let Some((mono, ms)) = self.base {
+            // Lines come from several threads, and a request may have started before the base was read.
+            match at.checked_duration_since(mono) {
+                Some(after) if after < SECOND => return ms + u64::from(after.subsec_millis()),
+                None if mono.duration_since(at) < SECOND => {
+                    return ms.saturating_sub(u64::from(mono.duration_since(at).subsec_millis()));
+                }
+                _ => {}
+            }
+        }
+        let (mono, wall) = (Instant::now(), SystemTime::now());
+        let ms = millis(wall.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default());
+        self.base = Some((mono, ms));
+        ms.saturating_sub(millis(mono.saturating_duration_since(at)))
+    }
+
+    /// `2026-11-26T14:56:27.123Z`.
+    fn iso8601(&mut self, at: Instant) {
+        let ms = self.wall_ms(at);
+        if ms != self.stamp_ms {
+            if ms / 1000 != self.stamp_ms / 1000 || self.stamp_ms == u64::MAX {
+                // Years stay within 0000..=9999 (`time` refuses others), so the prefix is always 20 bytes.
+                let dt = i64::try_from(ms / 1000)
+                    .ok()
+                    .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+                    .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+                let prefix = format!(
+                    "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.",
+                    dt.year(),
+                    u8::from(dt.month()),
+                    dt.day(),
+                    dt.hour(),
+                    dt.minute(),
+                    dt.second()
+                );
+                let n = prefix.len().min(STAMP - 4);
+                self.stamp[..n].copy_from_slice(&prefix.as_bytes()[..n]);
+            }
+            let [h, t, o] = digits(ms % 1000);
+            self.stamp[STAMP - 4..STAMP].copy_from_slice(&[h, t, o, b'Z']);
+            self.stamp_ms = ms;
+        }
+        let end = self.text.len() + STAMP;
+        self.text.extend_from_slice(&self.stamp);
+        self.text.truncate(end);
+    }
+}
+
+/// The three decimal digits of `n` (below 1,000).
+#[inline]
+fn digits(n: u64) -> [u8; 3] {
+    // Each digit is below 10, so it fits a byte.
+    [n / 100 % 10, n / 10 % 10, n % 10].map(|d| b'0' + (d as u8))
+}
+
+/// Appends `n` in decimal; numbers below 1,000 (status codes, most durations in milliseconds) without a conversion
+/// buffer.
+#[inline]
+fn push_digits(n: u64, out: &mut Vec<u8>) {
+    let [h, t, o] = digits(n);
+    match n {
+        0..=9 => out.push(o),
+        10..=99 => out.extend_from_slice(&[t, o]),
+        100..=999 => out.extend_from_slice(&[h, t, o]),
+        _ => out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes()),
+    }
+}
+
+/// Bytes a short literal may have.
+const SHORT: usize = 32;
+
+/// Literal text of a line. A short one is copied as one fixed-size block and cut to its length: cheaper than a call
+/// to `memcpy` for the few bytes of a key or a separator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Text {
+    Short([u8; SHORT], usize),
+    Long(Box<str>),
+}
+
+impl Text {
+    fn new(s: &str) -> Text {
+        if s.len() <= SHORT {
+            let mut bytes = [0; SHORT];
+            bytes[..s.len()].copy_from_slice(s.as_bytes());
+            Text::Short(bytes, s.len())
+        } else {
+            Text::Long(s.into())
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            Text::Short(bytes, len) => std::str::from_utf8(&bytes[..*len]).unwrap_or_default(),
+            Text::Long(s) => s,
+        }
+    }
+
+    #[inline(always)]
+    fn append(&self, out: &mut Vec<u8>) {
+        match self {
+            Text::Short(bytes, len) => {
+                let end = out.len() + len;
+                out.extend_from_slice(bytes);
+                out.truncate(end);
+            }
+            Text::Long(s) => out.extend_from_slice(s.as_bytes()),
+        }
+    }
+}
+
+/// How an operator's value is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Emit {
+    /// As it is, JSON-escaped when `escape`; a missing value is `-` (plain text, and the parts of a JSON string).
+    Text { escape: bool },
+    /// A lone numeric operator in JSON: the number, or `null`.
+    Number,
+    /// A lone operator in JSON that may have no value: a quoted string, or `null`.
+    Quoted { escape: bool },
+}
+
+/// A piece of a compiled line: literal text (keys, quotes and punctuation already merged), or an operator's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Lit(Text),
+    Value(Op, Emit),
+}
+
+/// Appends a piece, merging neighbouring literals.
+fn push_piece(pieces: &mut Vec<Piece>, piece: Piece) {
+    match (pieces.last_mut(), piece) {
+        (Some(Piece::Lit(last)), Piece::Lit(more)) => *last = Text::new(&format!("{}{}", last.as_str(), more.as_str())),
+        (_, Piece::Lit(more)) if more.as_str().is_empty() => {}
+        (_, piece) => pieces.push(piece),
+    }
+}
+
+/// `s` with JSON string escapes.
+fn json_escaped(s: &str) -> String {
+    let mut out = Vec::new();
+    escape_into(s, &mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn lit(s: &str) -> Piece {
+    Piece::Lit(Text::new(s))
+}
+
+/// The pieces of a JSON value: a lone numeric operator stays a number, a lone operator that may be missing is a
+/// string or null, anything else is a string with `-` for missing parts.
+fn json_value(t: &Template) -> Vec<Piece> {
+    let mut pieces = Vec::new();
+    match t.0.as_slice() {
+        [op] if op.numeric() => pieces.push(Piece::Value(op.clone(), Emit::Number)),
+        [op] if !matches!(op, Op::Literal(_)) && !op.always_present() => {
+            pieces.push(Piece::Value(op.clone(), Emit::Quoted { escape: !op.escape_free() }));
+        }
+        ops => {
+            pieces.push(lit("\""));
+            for op in ops {
+                match op {
+                    Op::Literal(s) => push_piece(&mut pieces, lit(&json_escaped(s))),
+                    op => pieces.push(Piece::Value(op.clone(), Emit::Text { escape: !op.escape_free() })),
+                }
+            }
+            push_piece(&mut pieces, lit("\""));
+        }
+    }
+    pieces
 }
 
 impl Entry<'_> {
@@ -248,226 +440,274 @@ impl Entry<'_> {
         })
     }
 
-    /// Appends the value of `op` to `out`; false when it has none.
-    fn write(&self, op: &Op, out: &mut String) -> bool {
-        use std::fmt::Write as _;
-        match op {
-            Op::Literal(s) => out.push_str(s),
-            Op::StartTime => iso8601(self.start, out),
-            Op::Req(names) => match self.header(names, false) {
-                Some(v) => out.push_str(v),
+    /// Appends the value of `op`; false when it has none.
+    #[inline(always)]
+    fn write(&self, op: &Op, out: &mut Lines) -> bool {
+        let text: &str = match op {
+            Op::StartTime => {
+                out.iso8601(self.start);
+                return true;
+            }
+            Op::ResponseCode => {
+                push_digits(u64::from(self.status.as_u16()), &mut out.text);
+                return true;
+            }
+            Op::Duration => {
+                push_digits(millis(self.duration), &mut out.text);
+                return true;
+            }
+            Op::Req(names) => match names.first() {
+                Some(HeaderRef::Method) => self.method.as_str(),
+                Some(HeaderRef::Path) => self.path,
+                _ => match self.header(names, false) {
+                    Some(v) => v,
+                    None => return false,
+                },
+            },
+            Op::UpstreamHost => match self.upstream_host {
+                Some(h) => h,
                 None => return false,
             },
+            Op::Literal(s) => s,
             Op::Resp(names) => match self.header(names, true) {
-                Some(v) => out.push_str(v),
+                Some(v) => v,
                 None => return false,
             },
-            Op::ResponseCode => push_digits(u64::from(self.status.as_u16()), out),
-            Op::ResponseFlags => out.push_str(self.flags),
+            Op::ResponseFlags => self.flags,
             Op::BytesReceived | Op::BytesSent => {
                 let headers = if *op == Op::BytesSent { self.response_headers } else { self.request_headers };
-                out.push_str(headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).unwrap_or("0"));
+                headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).unwrap_or("0")
             }
-            Op::Duration => push_digits(u64::try_from(self.duration.as_millis()).unwrap_or(u64::MAX), out),
-            Op::Protocol => out.push_str(protocol(self.version)),
-            Op::UpstreamHost => match self.upstream_host {
-                Some(h) => out.push_str(h),
-                None => return false,
-            },
+            Op::Protocol => protocol(self.version),
             Op::UpstreamCluster => match self.cluster {
-                Some(c) => out.push_str(c),
+                Some(c) => c,
                 None => return false,
             },
-            Op::RouteName => out.push_str(self.route),
-            Op::DownstreamRemoteAddress => {
-                let _ = write!(out, "{}", self.peer);
-            }
-            Op::DownstreamRemoteAddressWithoutPort => {
-                let _ = write!(out, "{}", self.peer.ip());
+            Op::RouteName => self.route,
+            Op::DownstreamRemoteAddress | Op::DownstreamRemoteAddressWithoutPort => {
+                self.address(*op == Op::DownstreamRemoteAddress, &mut out.text);
+                return true;
             }
             Op::Unknown => return false,
-        }
+        };
+        out.text.extend_from_slice(text.as_bytes());
         true
     }
 
-    fn render_into(&self, t: &Template, out: &mut String) {
-        for op in &t.0 {
-            if !self.write(op, out) {
-                out.push('-');
-            }
-        }
+    #[cold]
+    fn address(&self, port: bool, out: &mut Vec<u8>) {
+        use std::io::Write as _;
+        let _ = if port { write!(out, "{}", self.peer) } else { write!(out, "{}", self.peer.ip()) };
     }
 
-    #[cfg(test)]
-    fn render(&self, t: &Template) -> String {
-        let mut out = String::new();
-        self.render_into(t, &mut out);
-        out
+    fn render(&self, pieces: &[Piece], out: &mut Lines) {
+        for piece in pieces {
+            match piece {
+                Piece::Lit(s) => s.append(&mut out.text),
+                Piece::Value(op, Emit::Text { escape }) => {
+                    let mark = out.text.len();
+                    if !self.write(op, out) {
+                        out.text.push(b'-');
+                    } else if *escape {
+                        escape_from(&mut out.text, mark);
+                    }
+                }
+                Piece::Value(op, Emit::Number) => {
+                    if !self.write(op, out) {
+                        out.text.extend_from_slice(b"null");
+                    }
+                }
+                Piece::Value(op, Emit::Quoted { escape }) => {
+                    let open = out.text.len();
+                    out.text.push(b'"');
+                    if self.write(op, out) {
+                        if *escape && !(self.upstream_plain && *op == Op::UpstreamHost) {
+                            escape_from(&mut out.text, open + 1);
+                        }
+                        out.text.push(b'"');
+                    } else {
+                        out.text.truncate(open);
+                        out.text.extend_from_slice(b"null");
+                    }
+                }
+            }
+        }
     }
+}
 
-    /// Appends a JSON value: a lone numeric operator stays a number, a lone missing value is null; returns false
-    /// when the value is empty or missing (for `omitEmptyValues`). Values are rendered in place and escaped only when
-    /// they hold a character that needs it.
-    fn json_into(&self, t: &Template, out: &mut String) -> bool {
-        if let [op] = t.0.as_slice()
-            && op.numeric()
-        {
-            let mark = out.len();
-            if !self.write(op, out) {
-                out.push_str("null");
-                return false;
-            }
-            return out.len() > mark;
-        }
-        let open = out.len();
-        out.push('"');
-        let mark = out.len();
-        let present = match t.0.as_slice() {
-            [op] => self.write(op, out),
-            _ => {
-                self.render_into(t, out);
-                true
-            }
-        };
-        if !present {
-            out.truncate(open);
-            out.push_str("null");
-            return false;
-        }
-        if !t.1 && out.as_bytes()[mark..].iter().any(|&b| needs_escape(b)) {
-            let raw = out.split_off(mark);
-            escape_into(&raw, out);
-        }
-        let empty = out.len() == mark;
-        out.push('"');
-        !empty
-    }
+/// Whether `s` goes into a JSON string as it is.
+pub fn json_plain(s: &str) -> bool {
+    !any_needs_escape(s.as_bytes())
 }
 
 fn needs_escape(b: u8) -> bool {
     b == b'"' || b == b'\\' || b < 0x20
 }
 
-/// Appends `s` as a JSON string.
-fn json_string(s: &str, out: &mut String) {
-    out.push('"');
-    escape_into(s, out);
-    out.push('"');
+/// Whether `bytes` hold a character JSON escapes (`"`, backslash or a control character), checked eight at a time
+/// (the last eight overlapping the ones before when the length is not a multiple of eight).
+#[inline]
+fn any_needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // Whether a byte of `w` is below `n` (n <= 128); with `w ^ c*ONES` and n = 1, whether a byte equals `c`.
+    let below = |w: u64, n: u64| w.wrapping_sub(ONES * n) & !w & HIGHS != 0;
+    let word = |chunk: &[u8]| {
+        let w = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+        below(w, 0x20) || below(w ^ (ONES * u64::from(b'"')), 1) || below(w ^ (ONES * u64::from(b'\\')), 1)
+    };
+    if bytes.len() < 8 {
+        return bytes.iter().any(|&b| needs_escape(b));
+    }
+    bytes.chunks_exact(8).any(word) || word(&bytes[bytes.len() - 8..])
+}
+
+/// JSON-escapes what `out` holds past `mark`, when it has anything to escape.
+#[inline]
+fn escape_from(out: &mut Vec<u8>, mark: usize) {
+    if any_needs_escape(&out[mark..]) {
+        escape_tail(out, mark);
+    }
+}
+
+#[cold]
+fn escape_tail(out: &mut Vec<u8>, mark: usize) {
+    let raw = out.split_off(mark);
+    escape_into(&String::from_utf8_lossy(&raw), out);
 }
 
 /// Appends `s` with JSON string escapes.
-fn escape_into(s: &str, out: &mut String) {
-    use std::fmt::Write as _;
-    if !s.bytes().any(needs_escape) {
-        out.push_str(s);
-        return;
-    }
+fn escape_into(s: &str, out: &mut Vec<u8>) {
+    use std::io::Write as _;
     for c in s.chars() {
         match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
+            '"' => out.extend_from_slice(b"\\\""),
+            '\\' => out.extend_from_slice(b"\\\\"),
+            '\n' => out.extend_from_slice(b"\\n"),
+            '\r' => out.extend_from_slice(b"\\r"),
+            '\t' => out.extend_from_slice(b"\\t"),
             c if (c as u32) < 0x20 => {
                 let _ = write!(out, "\\u{:04x}", c as u32);
             }
-            c => out.push(c),
+            c => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
         }
     }
 }
 
-/// A line format ready to render.
+/// A line format compiled for rendering: templates parsed, JSON keys escaped, and literals merged.
 #[derive(Debug, Clone)]
-pub enum Formatter {
-    /// One template.
-    Plain(Template),
-    /// JSON fields.
-    Json {
-        /// Each key already written as JSON with its colon (`"status":`), and its template.
-        fields: Vec<(String, Template)>,
-        /// Leave out empty values.
-        omit_empty: bool,
-    },
+pub struct Formatter {
+    /// Plain text, or JSON that keeps empty values: the whole line, newline included.
+    line: Vec<Piece>,
+    /// JSON that leaves empty values out (`omitEmptyValues`): each field's key (`"key":`) and value.
+    omit_empty: Option<Vec<(Box<str>, Vec<Piece>)>>,
+    /// The request headers the templates read (kept from each request for its line).
+    headers: Vec<String>,
 }
 
 impl Formatter {
     /// The formatter of a plan format.
     pub fn new(f: &LogFormat) -> Formatter {
+        let templates: Vec<Template>;
+        let mut line = Vec::new();
+        let mut omit_empty = None;
         match f {
-            LogFormat::Plain(t) => Formatter::Plain(Template::parse(t)),
-            LogFormat::Json { fields, omit_empty } => Formatter::Json {
-                fields: fields
+            LogFormat::Plain(text) => {
+                let t = Template::parse(text);
+                for op in &t.0 {
+                    match op {
+                        Op::Literal(s) => push_piece(&mut line, lit(s)),
+                        op => line.push(Piece::Value(op.clone(), Emit::Text { escape: false })),
+                    }
+                }
+                push_piece(&mut line, lit("\n"));
+                templates = vec![t];
+            }
+            LogFormat::Json { fields, omit_empty: omit } => {
+                templates = fields.iter().map(|(_, v)| Template::parse(v)).collect();
+                let keyed: Vec<(Box<str>, Vec<Piece>)> = fields
                     .iter()
-                    .map(|(k, v)| {
-                        let mut key = String::new();
-                        json_string(k, &mut key);
-                        key.push(':');
-                        (key, Template::parse(v))
-                    })
-                    .collect(),
-                omit_empty: *omit_empty,
-            },
-        }
-    }
-
-    /// The request headers its templates read (lowercase), so that only those are kept for the log.
-    pub fn request_headers(&self) -> Vec<String> {
-        let templates: Vec<&Template> = match self {
-            Formatter::Plain(t) => vec![t],
-            Formatter::Json { fields, .. } => fields.iter().map(|(_, t)| t).collect(),
-        };
-        let mut names = Vec::new();
-        for t in templates {
-            for op in &t.0 {
-                match op {
-                    Op::Req(list) => names.extend(list.iter().filter_map(|n| match n {
-                        HeaderRef::Named(n) => Some(n.as_str().to_owned()),
-                        // Without `:authority` (HTTP/1), the Host header is the authority.
-                        HeaderRef::Authority => Some(http::header::HOST.as_str().to_owned()),
-                        _ => None,
-                    })),
-                    Op::BytesReceived => names.push(http::header::CONTENT_LENGTH.as_str().to_owned()),
-                    _ => {}
+                    .zip(&templates)
+                    .map(|((k, _), t)| (format!("\"{}\":", json_escaped(k)).into(), json_value(t)))
+                    .collect();
+                if *omit {
+                    omit_empty = Some(keyed);
+                } else {
+                    push_piece(&mut line, lit("{"));
+                    for (i, (key, value)) in keyed.into_iter().enumerate() {
+                        push_piece(&mut line, lit(if i == 0 { "" } else { "," }));
+                        push_piece(&mut line, lit(&key));
+                        for piece in value {
+                            push_piece(&mut line, piece);
+                        }
+                    }
+                    push_piece(&mut line, lit("}\n"));
                 }
             }
         }
-        names.sort();
-        names.dedup();
-        names
+        Formatter { line, omit_empty, headers: request_headers(&templates) }
+    }
+
+    /// The request headers (lowercase) the templates read, which the request path keeps for the log line.
+    pub fn request_headers(&self) -> &[String] {
+        &self.headers
     }
 
     /// Appends the line for one request, with its newline.
-    pub fn write_line(&self, e: &Entry<'_>, out: &mut String) {
-        match self {
-            Formatter::Plain(t) => e.render_into(t, out),
-            Formatter::Json { fields, omit_empty } => {
-                let start = out.len();
-                out.push('{');
-                for (k, t) in fields {
-                    let mark = out.len();
-                    if out.len() > start + 1 {
-                        out.push(',');
-                    }
-                    out.push_str(k);
-                    if !e.json_into(t, out) && *omit_empty {
-                        out.truncate(mark);
-                    }
-                }
-                out.push('}');
+    fn write_line(&self, e: &Entry<'_>, out: &mut Lines) {
+        let Some(fields) = &self.omit_empty else {
+            e.render(&self.line, out);
+            return;
+        };
+        out.text.push(b'{');
+        let first = out.text.len();
+        for (key, value) in fields {
+            let mark = out.text.len();
+            if mark > first {
+                out.text.push(b',');
+            }
+            out.text.extend_from_slice(key.as_bytes());
+            let start = out.text.len();
+            e.render(value, out);
+            if matches!(&out.text[start..], b"null" | b"\"\"") {
+                out.text.truncate(mark);
             }
         }
-        out.push('\n');
+        out.text.extend_from_slice(b"}\n");
     }
 
-    /// The line for one request, without the newline.
+    /// The line for one request, without the newline, as if the wall clock read `wall_ms` when it started.
     #[cfg(test)]
     fn line(&self, e: &Entry<'_>) -> String {
-        let mut out = String::new();
-        self.write_line(e, &mut out);
-        out.pop();
-        out
+        self.line_at(e, 0)
     }
+
+    #[cfg(test)]
+    fn line_at(&self, e: &Entry<'_>, wall_ms: u64) -> String {
+        let mut out = Lines { base: Some((e.start, wall_ms)), ..Lines::default() };
+        self.write_line(e, &mut out);
+        out.text.pop();
+        String::from_utf8(out.text).unwrap_or_default()
+    }
+}
+
+/// The request headers the templates read: named ones, Host for the authority, Content-Length for the bytes received.
+fn request_headers(templates: &[Template]) -> Vec<String> {
+    let mut names = Vec::new();
+    for op in templates.iter().flat_map(|t| &t.0) {
+        match op {
+            Op::Req(list) => names.extend(list.iter().filter_map(|n| match n {
+                HeaderRef::Named(n) => Some(n.as_str().to_owned()),
+                HeaderRef::Authority => Some(http::header::HOST.as_str().to_owned()),
+                _ => None,
+            })),
+            Op::BytesReceived => names.push(http::header::CONTENT_LENGTH.as_str().to_owned()),
+            _ => {}
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// An access log ready to write to.
@@ -484,13 +724,13 @@ impl AccessLogRuntime {
     pub fn log(&self, e: &Entry<'_>) {
         let queue = &self.sink.queue;
         let mut buf = queue.shards[shard_index()].0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if buf.len() >= SHARD_LIMIT {
+        if buf.text.len() >= SHARD_LIMIT {
             drop(buf);
             self.sink.dropped.inc();
             return;
         }
         self.formatter.write_line(e, &mut buf);
-        let full = buf.len() >= WAKE_AT;
+        let full = buf.text.len() >= WAKE_AT;
         drop(buf);
         if full
             && !queue.waking.swap(true, Ordering::AcqRel)
@@ -514,7 +754,7 @@ fn shard_index() -> usize {
 /// One buffer of lines, on its own cache lines so that threads appending to neighbours do not contend.
 #[derive(Debug, Default)]
 #[repr(align(128))]
-struct Shard(Mutex<String>);
+struct Shard(Mutex<Lines>);
 
 /// A sink's buffers, taken in batches by the writer thread, which wakes on its own every [`FLUSH_EVERY`] (or sooner
 /// when a buffer passes [`WAKE_AT`]) — a request never wakes a thread per line.
@@ -612,7 +852,7 @@ fn write_loop(sink: &LogSink, queue: &Queue) {
     let mut out: Option<Box<dyn Write>> = None;
     let mut last_attempt: Option<std::time::Instant> = None;
     // The batch being written; its allocation goes back to a buffer at the next swap.
-    let mut batch = String::new();
+    let mut batch = Vec::new();
     loop {
         let open_now = queue.open.load(Ordering::Acquire);
         queue.waking.store(false, Ordering::Release);
@@ -620,10 +860,10 @@ fn write_loop(sink: &LogSink, queue: &Queue) {
         for shard in &queue.shards {
             {
                 let mut buf = shard.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                if buf.is_empty() {
+                if buf.text.is_empty() {
                     continue;
                 }
-                std::mem::swap(&mut *buf, &mut batch);
+                std::mem::swap(&mut buf.text, &mut batch);
             }
             if out.is_none() && last_attempt.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
                 last_attempt = Some(std::time::Instant::now());
@@ -633,7 +873,7 @@ fn write_loop(sink: &LogSink, queue: &Queue) {
                 }
             }
             if let Some(w) = out.as_mut()
-                && w.write_all(batch.as_bytes()).is_err()
+                && w.write_all(&batch).is_err()
             {
                 out = None;
             }
@@ -661,14 +901,14 @@ mod tests {
 
     #[test]
     fn templates_render_envoy_operators() {
-        let t = Template::parse(
-            "[%START_TIME%] \"%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%\" %RESPONSE_CODE% %UNKNOWN_THING% 100% %REQ(X-MISSING)%",
-        );
+        let plain = Formatter::new(&LogFormat::Plain(
+            "[%START_TIME%] \"%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%\" %RESPONSE_CODE% %UNKNOWN_THING% 100% %REQ(X-MISSING)%".into(),
+        ));
         let mut req = HeaderMap::new();
         req.insert("user-agent", "curl".parse().unwrap());
         let resp = HeaderMap::new();
         let e = Entry {
-            start: SystemTime::UNIX_EPOCH,
+            start: Instant::now(),
             method: &Method::GET,
             path: "/a?b=1",
             authority: "example.com",
@@ -678,13 +918,13 @@ mod tests {
             response_headers: &resp,
             duration: Duration::from_millis(12),
             upstream_host: Some("127.0.0.1:80"),
+            upstream_plain: true,
             cluster: Some("backend"),
             route: "r",
             peer: "10.0.0.1:5555".parse().unwrap(),
             flags: "-",
         };
-        let line = e.render(&t);
-        assert_eq!(line, "[1970-01-01T00:00:00.000Z] \"GET /a?b=1 HTTP/1.1\" 200 - 100% -");
+        assert_eq!(plain.line(&e), "[1970-01-01T00:00:00.000Z] \"GET /a?b=1 HTTP/1.1\" 200 - 100% -");
         let json = Formatter::new(&LogFormat::Json {
             fields: vec![
                 ("status".into(), "%RESPONSE_CODE%".into()),
@@ -707,13 +947,153 @@ mod tests {
             omit_empty: false,
         });
         assert_eq!(json.line(&odd), r#"{"path":"/a\"b\\c\n","m":"POST 200","host":"example.com"}"#);
-        assert!(Template::parse("%REQ(:METHOD)% %RESPONSE_CODE% %START_TIME%").1);
-        assert!(!Template::parse("%REQ(:PATH)%").1);
-        assert!(!Template::parse("say \"%RESPONSE_CODE%\"").1);
+        // The same fields with and without omitEmptyValues: `null` and `""` are left out only by the second.
+        let mut req = HeaderMap::new();
+        req.insert("x-empty", "".parse().unwrap());
+        let bare = Entry { upstream_host: None, request_headers: &req, ..e };
+        let fields: Vec<(String, String)> = [
+            ("start", "%START_TIME%"),
+            ("status", "%RESPONSE_CODE%"),
+            ("upstream", "%UPSTREAM_HOST%"),
+            ("empty", "%REQ(X-EMPTY)%"),
+            ("env", "prod \"eu\""),
+            ("flags", "%RESPONSE_FLAGS%"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let keep = Formatter::new(&LogFormat::Json { fields: fields.clone(), omit_empty: false });
+        assert_eq!(
+            keep.line_at(&bare, 1_700_000_000_042),
+            r#"{"start":"2023-11-14T22:13:20.042Z","status":200,"upstream":null,"empty":"","env":"prod \"eu\"","flags":"-"}"#
+        );
+        let omit = Formatter::new(&LogFormat::Json { fields, omit_empty: true });
+        assert_eq!(
+            omit.line_at(&bare, 1_700_000_000_042),
+            r#"{"start":"2023-11-14T22:13:20.042Z","status":200,"env":"prod \"eu\"","flags":"-"}"#
+        );
+        let up = Entry { upstream_host: Some("10.0.0.7:8080"), ..bare };
+        assert!(omit.line(&up).contains(r#","upstream":"10.0.0.7:8080","#));
+        // An upstream host is escaped unless its endpoint found it plain.
+        let odd = Entry { upstream_host: Some("a\"b:80"), upstream_plain: json_plain("a\"b:80"), ..bare };
+        assert!(omit.line(&odd).contains(r#","upstream":"a\"b:80","#), "{}", omit.line(&odd));
+        // Keys, quotes and punctuation are merged into literals; only values that may need it are escaped.
+        assert_eq!(
+            json.line,
+            [
+                lit("{\"path\":\""),
+                Piece::Value(Op::Req(vec![HeaderRef::Path]), Emit::Text { escape: true }),
+                lit("\",\"m\":\""),
+                Piece::Value(Op::Req(vec![HeaderRef::Method]), Emit::Text { escape: false }),
+                lit(" "),
+                Piece::Value(Op::ResponseCode, Emit::Text { escape: false }),
+                lit("\",\"host\":"),
+                Piece::Value(Op::Req(vec![HeaderRef::Authority]), Emit::Quoted { escape: true }),
+                lit("}\n"),
+            ]
+        );
         // The Host header is kept for the log only when a template reads the authority.
         assert_eq!(json.request_headers(), ["host"]);
         let plain = Formatter::new(&LogFormat::Plain("%RESPONSE_CODE% %BYTES_RECEIVED%".into()));
         assert_eq!(plain.request_headers(), ["content-length"]);
+    }
+
+    #[test]
+    fn the_clock_reads_the_wall_clock_once_a_second() {
+        let t0 = Instant::now();
+        let mut lines = Lines { base: Some((t0, 1_000)), ..Lines::default() };
+        lines.iso8601(t0 + Duration::from_millis(7));
+        lines.iso8601(t0 + Duration::from_millis(999));
+        lines.iso8601(t0.checked_sub(Duration::from_millis(300)).unwrap_or(t0));
+        assert_eq!(lines.text, b"1970-01-01T00:00:01.007Z1970-01-01T00:00:01.999Z1970-01-01T00:00:00.700Z");
+        // A second past its base, or before it, the clock reads the wall clock again.
+        lines.text.clear();
+        lines.iso8601(t0 + Duration::from_secs(1));
+        assert!(lines.text.starts_with(b"20"), "{:?}", String::from_utf8_lossy(&lines.text));
+        let now = millis(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap());
+        let mut fresh = Lines::default();
+        let ms = fresh.wall_ms(Instant::now());
+        assert!(ms.abs_diff(now) < 50, "{ms} vs {now}");
+        let earlier = fresh.wall_ms(Instant::now() - Duration::from_millis(100));
+        assert!(ms.abs_diff(earlier + 100) < 50, "{earlier} vs {ms}");
+        let mut out = Vec::new();
+        for n in [0, 7, 42, 200, 999, 1234, 10, 100] {
+            push_digits(n, &mut out);
+            out.push(b' ');
+        }
+        assert_eq!(out, b"0 7 42 200 999 1234 10 100 ");
+        assert_eq!(digits(7), *b"007");
+        // A long literal is kept whole; short ones are cut to their length.
+        let long = "x".repeat(SHORT + 5);
+        for text in [Text::new(&long), Text::new("ab"), Text::new("")] {
+            let mut out = b"<".to_vec();
+            text.append(&mut out);
+            assert_eq!(&out[1..], text.as_str().as_bytes());
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_escape_check_finds_what_a_byte_by_byte_check_finds(bytes in proptest::collection::vec(
+            proptest::prop_oneof![
+                20 => 0x20u8..0x7f,
+                1 => proptest::strategy::Just(b'"'),
+                1 => proptest::strategy::Just(b'\\'),
+                1 => 0u8..0x20,
+                2 => 0x80u8..=0xff,
+            ],
+            0..40,
+        )) {
+            proptest::prop_assert_eq!(any_needs_escape(&bytes), bytes.iter().any(|&b| needs_escape(b)));
+        }
+    }
+
+    /// For profiling (`valgrind --tool=callgrind --toggle-collect='*write_line*'` on the test binary): the benchmark
+    /// kit's JSON format, rendered 100,000 times.
+    #[test]
+    #[ignore = "a profiling loop, not a test"]
+    fn format_loop() {
+        let fields = [
+            ("start", "%START_TIME%"),
+            ("method", "%REQ(:METHOD)%"),
+            ("path", "%REQ(:PATH)%"),
+            ("status", "%RESPONSE_CODE%"),
+            ("duration", "%DURATION%"),
+            ("upstream", "%UPSTREAM_HOST%"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .to_vec();
+        let f = Formatter::new(&LogFormat::Json { fields, omit_empty: false });
+        let (req, resp) = (HeaderMap::new(), HeaderMap::new());
+        let start = Instant::now();
+        let e = Entry {
+            start,
+            method: &Method::GET,
+            path: "/",
+            authority: "127.0.0.1:18200",
+            version: Version::HTTP_11,
+            request_headers: &req,
+            status: StatusCode::OK,
+            response_headers: &resp,
+            duration: Duration::from_micros(350),
+            upstream_host: Some("127.0.0.1:18081"),
+            upstream_plain: true,
+            cluster: Some("backend"),
+            route: "r",
+            peer: "10.0.0.1:5555".parse().unwrap(),
+            flags: "-",
+        };
+        let mut out = Lines::default();
+        let mut total = 0;
+        for _ in 0..100_000 {
+            let e = Entry { start: Instant::now(), ..e };
+            f.write_line(std::hint::black_box(&e), &mut out);
+            if out.text.len() > 60_000 {
+                total += out.text.len();
+                out.text.clear();
+            }
+        }
+        assert!(total > 0);
     }
 
     #[test]
@@ -736,7 +1116,7 @@ mod tests {
                     for i in 0..500 {
                         let path = format!("/t{t}/{i}");
                         log.log(&Entry {
-                            start: SystemTime::UNIX_EPOCH,
+                            start: Instant::now(),
                             method: &Method::GET,
                             path: &path,
                             authority: "",
@@ -746,6 +1126,7 @@ mod tests {
                             response_headers: resp,
                             duration: Duration::ZERO,
                             upstream_host: None,
+                            upstream_plain: true,
                             cluster: None,
                             route: "r",
                             peer: "10.0.0.1:5555".parse().unwrap(),

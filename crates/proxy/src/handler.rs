@@ -89,7 +89,7 @@ struct Notes<'l> {
     /// Envoy-style response flags (`-`: none).
     flags: &'static str,
     /// The endpoint that answered (borrowed from the listener's runtime: nothing is copied per request).
-    upstream: Option<&'l str>,
+    upstream: Option<&'l crate::upstream::EndpointPool>,
     /// Its cluster.
     cluster: Option<&'l str>,
 }
@@ -97,15 +97,17 @@ struct Notes<'l> {
 /// What an access log needs of the request, taken before the request is consumed: reference-counted handles to
 /// the received bytes (no copies), and only the headers the logs read.
 struct RequestRecord {
-    start: std::time::SystemTime,
+    start: Instant,
     method: http::Method,
-    uri: Uri,
+    path: Option<PathAndQuery>,
+    /// `:authority` (HTTP/2, or an absolute-form target).
+    authority: Option<http::uri::Authority>,
     version: Version,
     headers: HeaderMap,
 }
 
 impl RequestRecord {
-    fn of<B>(req: &Request<B>, wanted: &[HeaderName]) -> Self {
+    fn of<B>(req: &Request<B>, wanted: &[HeaderName], started: Instant) -> Self {
         let mut headers = HeaderMap::new();
         for name in wanted {
             for value in req.headers().get_all(name) {
@@ -113,9 +115,10 @@ impl RequestRecord {
             }
         }
         RequestRecord {
-            start: std::time::SystemTime::now(),
+            start: started,
             method: req.method().clone(),
-            uri: req.uri().clone(),
+            path: req.uri().path_and_query().cloned(),
+            authority: req.uri().authority().cloned(),
             version: req.version(),
             headers,
         }
@@ -123,8 +126,9 @@ impl RequestRecord {
 
     /// `:authority`, or the Host header.
     fn authority(&self) -> &str {
-        match self.uri.authority() {
+        match &self.authority {
             Some(a) => a.as_str(),
+            None if self.headers.is_empty() => "",
             // The Host header is kept when a log reads the authority.
             None => self.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default(),
         }
@@ -138,9 +142,9 @@ pub async fn handle(mut req: Request<Incoming>, conn: Arc<ConnContext>) -> Resul
     let listener = conn.listener.load_full();
     // Boxed: the request future stays small (it is moved, whole, on every request) when tracing is off.
     let trace = listener.tracing.as_ref().map(|t| Box::new(t.begin(&mut req)));
-    let record = (!listener.access_logs.is_empty()).then(|| RequestRecord::of(&req, &listener.log_headers));
+    let record = (!listener.access_logs.is_empty()).then(|| RequestRecord::of(&req, &listener.log_headers, started));
     let mut notes = Notes { flags: "-", ..Notes::default() };
-    let (mut response, route) = serve(req, &listener, &conn, &mut notes).await;
+    let (mut response, route) = serve(req, &listener, &conn, started, &mut notes).await;
     conn.guard.request_finished();
     response.headers_mut().insert(header::SERVER, listener.server_header.clone());
     if listener.scheme == "https" {
@@ -164,7 +168,7 @@ pub async fn handle(mut req: Request<Incoming>, conn: Arc<ConnContext>) -> Resul
             listener: &listener.name,
             route: route.map_or("-", |r| r.label.as_str()),
             cluster: notes.cluster,
-            upstream: notes.upstream,
+            upstream: notes.upstream.map(|e| e.authority()),
         };
         tracer.end(*ctx, &outcome);
     }
@@ -172,14 +176,15 @@ pub async fn handle(mut req: Request<Incoming>, conn: Arc<ConnContext>) -> Resul
         let entry = crate::accesslog::Entry {
             start: record.start,
             method: &record.method,
-            path: record.uri.path_and_query().map_or("/", |p| p.as_str()),
+            path: record.path.as_ref().map_or("/", |p| p.as_str()),
             authority: record.authority(),
             version: record.version,
             request_headers: &record.headers,
             status: response.status(),
             response_headers: response.headers(),
             duration: elapsed,
-            upstream_host: notes.upstream,
+            upstream_host: notes.upstream.map(|e| e.authority()),
+            upstream_plain: notes.upstream.is_none_or(|e| e.authority_plain()),
             cluster: notes.cluster,
             route: route.map_or("-", |r| r.label.as_str()),
             peer: conn.peer,
@@ -193,6 +198,7 @@ pub async fn handle(mut req: Request<Incoming>, conn: Arc<ConnContext>) -> Resul
 }
 
 /// The host a request is for: lowercase, without port (borrowed unless it had to be lowercased).
+#[inline]
 pub(crate) fn request_host<B>(req: &Request<B>) -> Option<Cow<'_, str>> {
     let raw = match req.uri().authority() {
         Some(a) => a.host(),
@@ -211,6 +217,7 @@ pub(crate) fn request_host<B>(req: &Request<B>) -> Option<Cow<'_, str>> {
 }
 
 /// Why a request is refused before routing, if it is: what hyper's parser lets through but an edge must not.
+#[inline]
 pub(crate) fn refusal<B>(
     req: &Request<B>,
     settings: &crate::runtime::ProxySettings,
@@ -260,6 +267,7 @@ async fn serve<'l>(
     req: Request<Incoming>,
     listener: &'l ListenerRuntime,
     conn: &ConnContext,
+    started: Instant,
     notes: &mut Notes<'l>,
 ) -> (Response<ResponseBody>, Option<&'l RouteRuntime>) {
     if let Some((status, why)) = refusal(&req, &listener.settings) {
@@ -279,7 +287,7 @@ async fn serve<'l>(
         }
         bandwidth = fired.bandwidth;
     }
-    let (response, route) = route_and_act(req, listener, conn, notes).await;
+    let (response, route) = route_and_act(req, listener, conn, started, notes).await;
     match bandwidth {
         Some(rate) => {
             let (parts, body) = response.into_parts();
@@ -293,6 +301,7 @@ async fn route_and_act<'l>(
     req: Request<Incoming>,
     listener: &'l ListenerRuntime,
     conn: &ConnContext,
+    started: Instant,
     notes: &mut Notes<'l>,
 ) -> (Response<ResponseBody>, Option<&'l RouteRuntime>) {
     let Some(host) = request_host(&req) else {
@@ -310,7 +319,7 @@ async fn route_and_act<'l>(
         return (empty(StatusCode::NOT_FOUND), None);
     };
     if let Some(limit) = &route.rate_limit
-        && !limit.bucket.try_take()
+        && !limit.bucket.try_take_at(started)
     {
         limit.limited.inc();
         notes.flags = "RL";
@@ -578,7 +587,7 @@ async fn forward<'l>(
     if let (Some(protocol), Some(on_upgrade)) = (upgrade, downstream_upgrade) {
         let extended_connect = parts.version >= Version::HTTP_2;
         if logging {
-            notes.upstream = Some(first_endpoint.authority());
+            notes.upstream = Some(first_endpoint);
         }
         return crate::upgrade::relay(
             crate::upgrade::Upgrade {
@@ -668,6 +677,8 @@ async fn forward<'l>(
     let mut retries = 0u32;
     let mut retry_permit = None;
     let mut headers = Some(headers);
+    // What a retry sends again: the headers as a list (one allocation; a map is rebuilt only when a retry happens).
+    let mut kept: Vec<(HeaderName, HeaderValue)> = Vec::new();
     let attempt: Attempt = loop {
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         let per_try = match retry {
@@ -675,13 +686,24 @@ async fn forward<'l>(
             _ => remaining,
         };
         let last = retry.is_none_or(|p| retries >= p.num_retries);
-        // The attempt sends the map it has and keeps a copy for the next one: the first attempt sends the map as
-        // parsed, with its spare room (hyper parses the response into it, and a copy has no room to spare).
-        let attempt_headers = if last {
-            headers.take().unwrap_or_default()
-        } else {
-            let copy = headers.clone();
-            std::mem::replace(&mut headers, copy).unwrap_or_default()
+        // The first attempt sends the map as parsed, with its spare room (hyper parses the response into it).
+        let attempt_headers = match headers.take() {
+            Some(map) => {
+                if !last {
+                    kept.reserve_exact(map.len());
+                    for (n, v) in &map {
+                        kept.push((n.clone(), v.clone()));
+                    }
+                }
+                map
+            }
+            None => {
+                let mut map = HeaderMap::with_capacity(kept.len());
+                for (n, v) in &kept {
+                    map.append(n.clone(), v.clone());
+                }
+                map
+            }
         };
         let attempt_body = match (&replay, streamed.take()) {
             (Some(bytes), _) => Full::new(bytes.clone()).map_err(|never| match never {}).boxed(),
@@ -738,7 +760,7 @@ async fn forward<'l>(
     };
     drop(retry_permit);
     if logging {
-        notes.upstream = Some(endpoint.authority());
+        notes.upstream = Some(endpoint);
     }
     let response = match attempt {
         Err(_) => {

@@ -1,7 +1,7 @@
 //! The run-time side of gateway policies: token buckets (MeshRateLimit), retry decisions and back-off
 //! (MeshRetry), and fault rolls (MeshFaultInjection). What to do is in the plan; this is how it is done.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
@@ -14,8 +14,8 @@ pub struct TokenBucket {
     num: u32,
     interval_ms: u64,
     epoch: Instant,
-    /// (window index, tokens left in it).
-    state: Mutex<(u64, u32)>,
+    /// The window's index (its low 32 bits) above the tokens left in it: one word, taken without a lock.
+    state: AtomicU64,
 }
 
 impl TokenBucket {
@@ -25,25 +25,38 @@ impl TokenBucket {
             num,
             interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX).max(1),
             epoch: Instant::now(),
-            state: Mutex::new((0, num)),
+            state: AtomicU64::new(u64::from(num)),
         }
     }
 
     /// Takes a token if one is left.
     pub fn try_take(&self) -> bool {
+        self.try_take_at(Instant::now())
+    }
+
+    /// Takes a token if one is left at `now` (a request passes the time it arrived, already read).
+    pub fn try_take_at(&self, now: Instant) -> bool {
         // Milliseconds without the 128-bit division of `as_millis`.
-        let since = self.epoch.elapsed();
+        let since = now.saturating_duration_since(self.epoch);
         let elapsed = since.as_secs().saturating_mul(1000).saturating_add(u64::from(since.subsec_millis()));
-        let window = elapsed / self.interval_ms;
-        let Ok(mut state) = self.state.lock() else { return true };
-        if state.0 != window {
-            *state = (window, self.num);
+        // Windows are told apart by their low 32 bits (a window index repeats after 2^32 intervals).
+        let window = (elapsed / self.interval_ms) & 0xffff_ffff;
+        let mut current = self.state.load(Ordering::Relaxed);
+        loop {
+            let left = if current >> 32 == window { current & 0xffff_ffff } else { u64::from(self.num) };
+            if left == 0 {
+                return false;
+            }
+            match self.state.compare_exchange_weak(
+                current,
+                window << 32 | (left - 1),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(seen) => current = seen,
+            }
         }
-        if state.1 == 0 {
-            return false;
-        }
-        state.1 -= 1;
-        true
     }
 }
 
@@ -105,6 +118,7 @@ pub enum Outcome {
 /// Whether `policy` retries an attempt that ended with `outcome` (Envoy's `retry_on` semantics: `5xx` covers every
 /// 5xx answer and no answer at all; `gateway-error` 502/503/504 and no answer; `reset` and `connect-failure` just
 /// those; `retriable-4xx` 409; `retriable-status-codes` the listed ones).
+#[inline]
 pub fn retriable(policy: &RetryPolicy, method: &http::Method, outcome: Outcome) -> bool {
     if !policy.methods.is_empty() && !policy.methods.iter().any(|m| m.as_str() == method.as_str()) {
         return false;
@@ -160,6 +174,26 @@ mod tests {
         assert!(quick.try_take());
         std::thread::sleep(Duration::from_millis(3));
         assert!(quick.try_take(), "a new window refills the bucket");
+    }
+
+    #[test]
+    fn buckets_give_each_token_once_across_threads() {
+        let b = TokenBucket::new(1000, Duration::from_secs(3600));
+        let taken = std::sync::atomic::AtomicU32::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..500 {
+                        if b.try_take() {
+                            taken.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(taken.load(Ordering::Relaxed), 1000);
+        let big = TokenBucket::new(100_000_000, Duration::from_secs(1));
+        assert!(big.try_take(), "counts above 2^24 fit the word");
     }
 
     #[test]

@@ -283,6 +283,8 @@ pub struct PoolKey {
 pub struct EndpointPool {
     key: PoolKey,
     authority: String,
+    /// Whether `authority` goes into a JSON string as it is (checked once, not on every access-log line).
+    authority_plain: bool,
     tls: Option<TlsSettings>,
     connect_timeout: Duration,
     /// Idle HTTP/1.1 connections (lock-free: taken and returned by every request).
@@ -311,6 +313,7 @@ impl EndpointPool {
         };
         Self {
             key,
+            authority_plain: crate::accesslog::json_plain(&authority),
             authority,
             tls,
             connect_timeout,
@@ -324,6 +327,11 @@ impl EndpointPool {
     /// `host:port` of the endpoint.
     pub fn authority(&self) -> &str {
         &self.authority
+    }
+
+    /// Whether [`Self::authority`] needs no JSON escape.
+    pub fn authority_plain(&self) -> bool {
+        self.authority_plain
     }
 
     /// The endpoint's host.
