@@ -18,14 +18,8 @@ CONNS=${CONNS:-8}
 DURATION=${DURATION:-6}
 BASE_PORT=${BASE_PORT:-18700}
 BIN=${MESHGATE_BIN:-$HERE/../target/release/meshgate}
-for tool in valgrind callgrind_control wrk nginx; do
-  command -v "$tool" >/dev/null || { log "missing $tool (apt-get install valgrind wrk nginx-light)"; exit 1; }
-done
-[ -x "$BIN" ] || { log "missing $BIN (cargo build --release)"; exit 1; }
-
-RUN=$(mktemp -d "${TMPDIR:-/tmp}/meshgate-callgrind.XXXXXX")
-: >"$RUN/pids"
-trap 'stop_all' EXIT
+bench_prepare meshgate-callgrind "$BIN" "apt-get install valgrind wrk nginx-light" valgrind callgrind_control wrk nginx ||
+  exit 1
 UP_PORT=$BASE_PORT
 start_plain_upstream "$UP_PORT" "" || exit 1
 # `meshgate.sh` validates with the binary, then execs it: only the run goes under valgrind.

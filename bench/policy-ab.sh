@@ -28,14 +28,8 @@ PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 BASE_PORT=${BASE_PORT:-18500}
 export MESHGATE_BIN=${MESHGATE_BIN:-$HERE/../target/release/meshgate}
-for tool in nginx h2load taskset; do
-  command -v "$tool" >/dev/null || { log "missing $tool (apt-get install nginx-light nghttp2-client util-linux)"; exit 1; }
-done
-[ -x "$MESHGATE_BIN" ] || { log "missing $MESHGATE_BIN (cargo build --release)"; exit 1; }
-
-RUN=$(mktemp -d "${TMPDIR:-/tmp}/meshgate-ab.XXXXXX")
-: >"$RUN/pids"
-trap 'stop_all' EXIT
+bench_prepare meshgate-ab "$MESHGATE_BIN" "apt-get install nginx-light nghttp2-client util-linux" nginx h2load taskset ||
+  exit 1
 UP_PORT=$BASE_PORT
 start_plain_upstream "$UP_PORT" "$LOAD_CPU" || exit 1
 

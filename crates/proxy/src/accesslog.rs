@@ -261,8 +261,11 @@ impl Lines {
             // Lines come from several threads, and a request may have started before the base was read.
             match at.checked_duration_since(mono) {
                 Some(after) if after < SECOND => return ms + u64::from(after.subsec_millis()),
-                None if mono.duration_since(at) < SECOND => {
-                    return ms.saturating_sub(u64::from(mono.duration_since(at).subsec_millis()));
+                None => {
+                    let before = mono.duration_since(at);
+                    if before < SECOND {
+                        return ms.saturating_sub(u64::from(before.subsec_millis()));
+                    }
                 }
                 _ => {}
             }
@@ -521,7 +524,7 @@ impl Entry<'_> {
                     let open = out.text.len();
                     out.text.push(b'"');
                     if self.write(op, out) {
-                        if *escape && !(self.upstream_plain && *op == Op::UpstreamHost) {
+                        if *escape && !(self.upstream_plain && matches!(op, Op::UpstreamHost)) {
                             escape_from(&mut out.text, open + 1);
                         }
                         out.text.push(b'"');
