@@ -248,7 +248,7 @@ impl Default for Lines {
 }
 
 /// Whole milliseconds of `d`, without the 128-bit arithmetic of `as_millis`.
-fn millis(d: Duration) -> u64 {
+pub(crate) fn millis(d: Duration) -> u64 {
     d.as_secs().saturating_mul(1000).saturating_add(u64::from(d.subsec_millis()))
 }
 

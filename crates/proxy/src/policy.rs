@@ -36,9 +36,7 @@ impl TokenBucket {
 
     /// Takes a token if one is left at `now` (a request passes the time it arrived, already read).
     pub fn try_take_at(&self, now: Instant) -> bool {
-        // Milliseconds without the 128-bit division of `as_millis`.
-        let since = now.saturating_duration_since(self.epoch);
-        let elapsed = since.as_secs().saturating_mul(1000).saturating_add(u64::from(since.subsec_millis()));
+        let elapsed = crate::accesslog::millis(now.saturating_duration_since(self.epoch));
         // Windows are told apart by their low 32 bits (a window index repeats after 2^32 intervals).
         let window = (elapsed / self.interval_ms) & 0xffff_ffff;
         let mut current = self.state.load(Ordering::Relaxed);
