@@ -6,6 +6,7 @@
 # about ±0.5 % from run to run.
 #
 #   bench/callgrind.sh nopolicy; bench/callgrind.sh policies
+#   bench/callgrind.sh policies -H 'accept: */*' -H 'user-agent: x'   # arguments after CONFIG go to wrk
 #   MESHGATE_BIN=/tmp/meshgate-old bench/callgrind.sh policies     # another binary
 #   callgrind_annotate --inclusive=yes <profile>                   # where the instructions go
 set -uo pipefail
@@ -14,6 +15,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 
 CONFIG=${1:-nopolicy}
+shift $(($# > 0 ? 1 : 0))
 CONNS=${CONNS:-8}
 DURATION=${DURATION:-6}
 BASE_PORT=${BASE_PORT:-18700}
@@ -32,9 +34,9 @@ chmod +x "$RUN/wrap"
 port=$((BASE_PORT + 10))
 MESHGATE_BIN=$RUN/wrap start_gateway gw "$CONFIG" "$port" "" || exit 1
 url=http://127.0.0.1:$port/
-wrk -c "$CONNS" -t1 -d2s "$url" >/dev/null
+wrk -c "$CONNS" -t1 -d2s "$@" "$url" >/dev/null
 callgrind_control -i on "$PID_gw" >/dev/null 2>&1
-out=$(wrk -c "$CONNS" -t1 -d"${DURATION}s" "$url")
+out=$(wrk -c "$CONNS" -t1 -d"${DURATION}s" "$@" "$url")
 callgrind_control -i off "$PID_gw" >/dev/null 2>&1
 callgrind_control -d "$PID_gw" >/dev/null 2>&1
 reqs=$(awk '/requests in/ {print $1}' <<<"$out")

@@ -319,11 +319,11 @@ fn digits(n: u64) -> [u8; 3] {
 /// buffer.
 #[inline]
 fn push_digits(n: u64, out: &mut Vec<u8>) {
-    let [h, t, o] = digits(n);
     match n {
-        0..=9 => out.push(o),
-        10..=99 => out.extend_from_slice(&[t, o]),
-        100..=999 => out.extend_from_slice(&[h, t, o]),
+        // Each digit is below 10, so it fits a byte.
+        0..=9 => out.push(b'0' + n as u8),
+        10..=99 => out.extend_from_slice(&[b'0' + (n / 10) as u8, b'0' + (n % 10) as u8]),
+        100..=999 => out.extend_from_slice(&digits(n)),
         _ => out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes()),
     }
 }
@@ -386,6 +386,29 @@ enum Emit {
 enum Piece {
     Lit(Text),
     Value(Op, Emit),
+}
+
+/// A compiled line (or JSON value): each value with the literal text before it, then the text after the last. One
+/// step per value, with no step of its own for a literal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Compiled {
+    values: Vec<(Text, Op, Emit)>,
+    tail: Text,
+}
+
+impl Compiled {
+    /// Pairs each value of `pieces` (merged as [`push_piece`] leaves them) with the literal before it.
+    fn of(pieces: Vec<Piece>) -> Compiled {
+        let mut values = Vec::new();
+        let mut before = Text::new("");
+        for piece in pieces {
+            match piece {
+                Piece::Lit(text) => before = text,
+                Piece::Value(op, emit) => values.push((std::mem::replace(&mut before, Text::new("")), op, emit)),
+            }
+        }
+        Compiled { values, tail: before }
+    }
 }
 
 /// Appends a piece, merging neighbouring literals.
@@ -452,7 +475,9 @@ impl Entry<'_> {
                 return true;
             }
             Op::ResponseCode => {
-                push_digits(u64::from(self.status.as_u16()), &mut out.text);
+                // Always three digits (`StatusCode` holds 100..=999): a fixed-size copy from its table.
+                let code: [u8; 3] = self.status.as_str().as_bytes().try_into().unwrap_or(*b"000");
+                out.text.extend_from_slice(&code);
                 return true;
             }
             Op::Duration => {
@@ -503,11 +528,11 @@ impl Entry<'_> {
         let _ = if port { write!(out, "{}", self.peer) } else { write!(out, "{}", self.peer.ip()) };
     }
 
-    fn render(&self, pieces: &[Piece], out: &mut Lines) {
-        for piece in pieces {
-            match piece {
-                Piece::Lit(s) => s.append(&mut out.text),
-                Piece::Value(op, Emit::Text { escape }) => {
+    fn render(&self, line: &Compiled, out: &mut Lines) {
+        for (before, op, emit) in &line.values {
+            before.append(&mut out.text);
+            match emit {
+                Emit::Text { escape } => {
                     let mark = out.text.len();
                     if !self.write(op, out) {
                         out.text.push(b'-');
@@ -515,12 +540,12 @@ impl Entry<'_> {
                         escape_from(&mut out.text, mark);
                     }
                 }
-                Piece::Value(op, Emit::Number) => {
+                Emit::Number => {
                     if !self.write(op, out) {
                         out.text.extend_from_slice(b"null");
                     }
                 }
-                Piece::Value(op, Emit::Quoted { escape }) => {
+                Emit::Quoted { escape } => {
                     let open = out.text.len();
                     out.text.push(b'"');
                     if self.write(op, out) {
@@ -535,6 +560,7 @@ impl Entry<'_> {
                 }
             }
         }
+        line.tail.append(&mut out.text);
     }
 }
 
@@ -601,9 +627,9 @@ fn escape_into(s: &str, out: &mut Vec<u8>) {
 #[derive(Debug, Clone)]
 pub struct Formatter {
     /// Plain text, or JSON that keeps empty values: the whole line, newline included.
-    line: Vec<Piece>,
+    line: Compiled,
     /// JSON that leaves empty values out (`omitEmptyValues`): each field's key (`"key":`) and value.
-    omit_empty: Option<Vec<(Box<str>, Vec<Piece>)>>,
+    omit_empty: Option<Vec<(Box<str>, Compiled)>>,
     /// The request headers the templates read (kept from each request for its line).
     headers: Vec<String>,
 }
@@ -634,7 +660,7 @@ impl Formatter {
                     .map(|((k, _), t)| (format!("\"{}\":", json_escaped(k)).into(), json_value(t)))
                     .collect();
                 if *omit {
-                    omit_empty = Some(keyed);
+                    omit_empty = Some(keyed.into_iter().map(|(k, v)| (k, Compiled::of(v))).collect());
                 } else {
                     push_piece(&mut line, lit("{"));
                     for (i, (key, value)) in keyed.into_iter().enumerate() {
@@ -648,7 +674,7 @@ impl Formatter {
                 }
             }
         }
-        Formatter { line, omit_empty, headers: request_headers(&templates) }
+        Formatter { line: Compiled::of(line), omit_empty, headers: request_headers(&templates) }
     }
 
     /// The request headers (lowercase) the templates read, which the request path keeps for the log line.
@@ -983,17 +1009,15 @@ mod tests {
         // Keys, quotes and punctuation are merged into literals; only values that may need it are escaped.
         assert_eq!(
             json.line,
-            [
-                lit("{\"path\":\""),
-                Piece::Value(Op::Req(vec![HeaderRef::Path]), Emit::Text { escape: true }),
-                lit("\",\"m\":\""),
-                Piece::Value(Op::Req(vec![HeaderRef::Method]), Emit::Text { escape: false }),
-                lit(" "),
-                Piece::Value(Op::ResponseCode, Emit::Text { escape: false }),
-                lit("\",\"host\":"),
-                Piece::Value(Op::Req(vec![HeaderRef::Authority]), Emit::Quoted { escape: true }),
-                lit("}\n"),
-            ]
+            Compiled {
+                values: vec![
+                    (Text::new("{\"path\":\""), Op::Req(vec![HeaderRef::Path]), Emit::Text { escape: true }),
+                    (Text::new("\",\"m\":\""), Op::Req(vec![HeaderRef::Method]), Emit::Text { escape: false }),
+                    (Text::new(" "), Op::ResponseCode, Emit::Text { escape: false }),
+                    (Text::new("\",\"host\":"), Op::Req(vec![HeaderRef::Authority]), Emit::Quoted { escape: true }),
+                ],
+                tail: Text::new("}\n"),
+            }
         );
         // The Host header is kept for the log only when a template reads the authority.
         assert_eq!(json.request_headers(), ["host"]);

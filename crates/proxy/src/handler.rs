@@ -103,17 +103,21 @@ struct RequestRecord {
     /// `:authority` (HTTP/2, or an absolute-form target).
     authority: Option<http::uri::Authority>,
     version: Version,
-    headers: HeaderMap,
+    /// Made only when a log reads request headers.
+    headers: Option<HeaderMap>,
 }
 
 impl RequestRecord {
     fn of<B>(req: &Request<B>, wanted: &[HeaderName], started: Instant) -> Self {
-        let mut headers = HeaderMap::new();
-        for name in wanted {
-            for value in req.headers().get_all(name) {
-                headers.append(name.clone(), value.clone());
+        let headers = (!wanted.is_empty()).then(|| {
+            let mut headers = HeaderMap::new();
+            for name in wanted {
+                for value in req.headers().get_all(name) {
+                    headers.append(name.clone(), value.clone());
+                }
             }
-        }
+            headers
+        });
         RequestRecord {
             start: started,
             method: req.method().clone(),
@@ -128,11 +132,21 @@ impl RequestRecord {
     fn authority(&self) -> &str {
         match &self.authority {
             Some(a) => a.as_str(),
-            None if self.headers.is_empty() => "",
             // The Host header is kept when a log reads the authority.
-            None => self.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default(),
+            None => self
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(header::HOST))
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or_default(),
         }
     }
+}
+
+/// An empty header map, for a log line that reads none.
+fn no_headers() -> &'static HeaderMap {
+    static NONE: std::sync::LazyLock<HeaderMap> = std::sync::LazyLock::new(HeaderMap::new);
+    &NONE
 }
 
 /// Serves one request.
@@ -179,7 +193,7 @@ pub async fn handle(mut req: Request<Incoming>, conn: Arc<ConnContext>) -> Resul
             path: record.path.as_ref().map_or("/", |p| p.as_str()),
             authority: record.authority(),
             version: record.version,
-            request_headers: &record.headers,
+            request_headers: record.headers.as_ref().unwrap_or_else(|| no_headers()),
             status: response.status(),
             response_headers: response.headers(),
             duration: elapsed,
@@ -456,17 +470,23 @@ fn upgrade_protocol(req: &Request<Incoming>) -> Option<String> {
     None
 }
 
-/// The request headers an upstream receives: hop-by-hop gone, forwarding headers set, the route's changes made.
+/// The client's request headers an upstream receives: hop-by-hop gone, and Host and Content-Length (set per attempt).
+fn passed_on(mut headers: HeaderMap) -> HeaderMap {
+    strip_hop_by_hop(&mut headers);
+    headers.remove(header::HOST);
+    // The body is re-framed upstream from its actual length; a client's Content-Length is never passed on.
+    headers.remove(header::CONTENT_LENGTH);
+    headers
+}
+
+/// The request headers an upstream receives, from those [`passed_on`] leaves: forwarding headers set, the route's
+/// changes made. The same for every attempt, so a retry keeps only the client's headers and derives these again.
 fn upstream_headers(
     mut headers: HeaderMap,
     f: &ForwardRuntime,
     listener: &ListenerRuntime,
     conn: &ConnContext,
 ) -> HeaderMap {
-    strip_hop_by_hop(&mut headers);
-    headers.remove(header::HOST);
-    // The body is re-framed upstream from its actual length; a client's Content-Length is never passed on.
-    headers.remove(header::CONTENT_LENGTH);
     // X-Forwarded-For: the client is appended; X-Forwarded-Proto: the listener's scheme.
     let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
         Some(prior) if !prior.trim().is_empty() => {
@@ -571,7 +591,7 @@ async fn forward<'l>(
         .get(header::HOST)
         .cloned()
         .or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
-    let headers = upstream_headers(parts.headers, f, listener, conn);
+    let headers = passed_on(parts.headers);
     let host_for = |endpoint: &crate::upstream::EndpointPool| {
         if let Some(h) = &f.host_literal {
             Some(h.clone())
@@ -595,7 +615,7 @@ async fn forward<'l>(
                 extended_connect,
                 method: parts.method,
                 path_and_query: path_and_query.as_str().to_owned(),
-                headers,
+                headers: upstream_headers(headers, f, listener, conn),
                 host: host_for(first_endpoint),
             },
             first_endpoint,
@@ -615,17 +635,18 @@ async fn forward<'l>(
     let end_stream = body.is_end_stream();
     // The body as read from the client: with its stall limit and, when a policy sets one, the whole-request deadline
     // (both apply whether it is streamed upstream or first buffered for replay).
-    let guarded: UpstreamBody = if end_stream {
-        body.map_err(|e| -> BoxError { Box::new(e) }).boxed()
-    } else if let Some(deadline) = listener.request_deadline {
-        IdleTimeoutBody::with_deadline(body, route.stream_idle_timeout, conn_start, deadline).boxed()
-    } else {
-        IdleTimeoutBody::new(body, route.stream_idle_timeout).boxed()
+    let guarded = |body| -> UpstreamBody {
+        if let Some(deadline) = listener.request_deadline {
+            IdleTimeoutBody::with_deadline(body, route.stream_idle_timeout, conn_start, deadline).boxed()
+        } else {
+            IdleTimeoutBody::new(body, route.stream_idle_timeout).boxed()
+        }
     };
-    let replay: Option<Bytes> = if wants_copy && end_stream {
-        Some(Bytes::new())
+    // A request without a body sends `Empty` (below), which is boxed without an allocation.
+    let replay: Option<Bytes> = if end_stream {
+        wants_copy.then(Bytes::new)
     } else if wants_copy && small {
-        match Box::pin(guarded.collect()).await {
+        match Box::pin(guarded(body).collect()).await {
             Ok(collected) => Some(collected.to_bytes()),
             Err(e) => {
                 return match crate::body::client_fault(e.as_ref()) {
@@ -637,7 +658,7 @@ async fn forward<'l>(
             }
         }
     } else {
-        streamed = Some(guarded);
+        streamed = Some(guarded(body));
         None
     };
     if let (Some((mirror, _)), Some(bytes)) = (mirror, &replay)
@@ -648,7 +669,7 @@ async fn forward<'l>(
         let mirror_req = upstream_request(
             &parts.method,
             path_and_query.clone(),
-            headers.clone(),
+            upstream_headers(headers.clone(), f, listener, conn),
             shadow_host.and_then(|h| HeaderValue::from_str(&h).ok()),
             mirror_endpoint,
             Full::new(bytes.clone()).map_err(|never| match never {}).boxed(),
@@ -677,8 +698,8 @@ async fn forward<'l>(
     let mut retries = 0u32;
     let mut retry_permit = None;
     let mut headers = Some(headers);
-    // What a retry sends again: the headers as a list (one allocation; a map is rebuilt only when a retry happens).
-    let mut kept: Vec<(HeaderName, HeaderValue)> = Vec::new();
+    // What a retry sends again: the client's headers (a map is rebuilt only when a retry happens).
+    let mut kept = crate::replay::KeptHeaders::default();
     let attempt: Attempt = loop {
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         let per_try = match retry {
@@ -690,25 +711,18 @@ async fn forward<'l>(
         let attempt_headers = match headers.take() {
             Some(map) => {
                 if !last {
-                    kept.reserve_exact(map.len());
-                    for (n, v) in &map {
-                        kept.push((n.clone(), v.clone()));
-                    }
+                    kept = crate::replay::KeptHeaders::of(&map);
                 }
-                map
+                upstream_headers(map, f, listener, conn)
             }
-            None => {
-                let mut map = HeaderMap::with_capacity(kept.len());
-                for (n, v) in &kept {
-                    map.append(n.clone(), v.clone());
-                }
-                map
-            }
+            // Room for the forwarding headers and Host.
+            None => upstream_headers(kept.to_map(3), f, listener, conn),
         };
+        // An empty body is boxed without an allocation (`Empty` has no size); `Full` would take one per attempt.
         let attempt_body = match (&replay, streamed.take()) {
-            (Some(bytes), _) => Full::new(bytes.clone()).map_err(|never| match never {}).boxed(),
+            (Some(bytes), _) if !bytes.is_empty() => Full::new(bytes.clone()).map_err(|never| match never {}).boxed(),
             (None, Some(body)) => body,
-            (None, None) => Empty::new().map_err(|never| match never {}).boxed(),
+            _ => Empty::new().map_err(|never| match never {}).boxed(),
         };
         let upstream_req = match upstream_request(
             &parts.method,

@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod overview;
 pub mod path;
 pub mod policy;
+pub mod replay;
 pub mod runtime;
 pub mod server;
 pub mod sni;

@@ -191,10 +191,17 @@ async fn retries_turn_a_flaky_backend_into_full_success() {
     })
     .await;
     let c = client();
+    let asked = [("content-type", "text/plain"), ("x-client", "kept"), ("x-forwarded-for", "10.0.0.1")];
     for i in 0..30 {
-        // A POST with a small body is replayed on each attempt.
-        let r = send(&c, "POST", port, "a.example.com", "/", &[("content-type", "text/plain")]).await;
+        // A POST with a small body is replayed on each attempt. Two of every three attempts fail, so each request
+        // succeeds on its third attempt: the retried one carries the client's headers and the forwarding headers
+        // derived again, as the first did.
+        let r = send(&c, "POST", port, "a.example.com", "/", &asked).await;
         assert_eq!(r.status, 200, "request {i} failed despite retries: {r:?}");
+        assert_eq!(r.upstream_header("x-client").as_deref(), Some("kept"), "{r:?}");
+        assert_eq!(r.upstream_header("x-forwarded-for").as_deref(), Some("10.0.0.1, 127.0.0.1"), "{r:?}");
+        assert_eq!(r.upstream_header("x-forwarded-proto").as_deref(), Some("http"), "{r:?}");
+        assert_eq!(r.upstream_header("host").as_deref(), Some("a.example.com"), "{r:?}");
     }
     assert!(gw.metrics().await.contains("meshgate_retries_total"), "retries are counted");
 }
