@@ -103,8 +103,9 @@ struct RequestRecord {
     /// `:authority` (HTTP/2, or an absolute-form target).
     authority: Option<http::uri::Authority>,
     version: Version,
-    /// Made only when a log reads request headers.
-    headers: Option<HeaderMap>,
+    /// Made only when a log reads request headers (boxed: the record stays small, and it is moved with the request's
+    /// future).
+    headers: Option<Box<HeaderMap>>,
 }
 
 impl RequestRecord {
@@ -116,7 +117,7 @@ impl RequestRecord {
                     headers.append(name.clone(), value.clone());
                 }
             }
-            headers
+            Box::new(headers)
         });
         RequestRecord {
             start: started,
@@ -193,7 +194,7 @@ pub async fn handle(mut req: Request<Incoming>, conn: Arc<ConnContext>) -> Resul
             path: record.path.as_ref().map_or("/", |p| p.as_str()),
             authority: record.authority(),
             version: record.version,
-            request_headers: record.headers.as_ref().unwrap_or_else(|| no_headers()),
+            request_headers: record.headers.as_deref().unwrap_or_else(|| no_headers()),
             status: response.status(),
             response_headers: response.headers(),
             duration: elapsed,
