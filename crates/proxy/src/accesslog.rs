@@ -234,6 +234,8 @@ pub struct Lines {
     base: Option<(Instant, u64)>,
     /// The milliseconds since the epoch `stamp` shows.
     stamp_ms: u64,
+    /// The monotonic instants `stamp` stands for, from and until (within one second of `base`, which aligns them).
+    span: Option<(Instant, Instant)>,
     /// `2026-11-26T14:56:27.123Z` (the first [`STAMP`] bytes).
     stamp: [u8; SHORT],
 }
@@ -243,7 +245,7 @@ const STAMP: usize = 24;
 
 impl Default for Lines {
     fn default() -> Self {
-        Lines { text: Vec::new(), base: None, stamp_ms: u64::MAX, stamp: [0; SHORT] }
+        Lines { text: Vec::new(), base: None, stamp_ms: u64::MAX, span: None, stamp: [0; SHORT] }
     }
 }
 
@@ -276,8 +278,21 @@ impl Lines {
         ms.saturating_sub(millis(mono.saturating_duration_since(at)))
     }
 
-    /// `2026-11-26T14:56:27.123Z`.
+    /// `2026-11-26T14:56:27.123Z`. Most lines fall in the millisecond of the line before: two comparisons of
+    /// instants tell, and the stamp is copied as it is.
+    #[inline]
     fn iso8601(&mut self, at: Instant) {
+        if !self.span.is_some_and(|(from, until)| from <= at && at < until) {
+            self.restamp(at);
+        }
+        let end = self.text.len() + STAMP;
+        self.text.extend_from_slice(&self.stamp);
+        self.text.truncate(end);
+    }
+
+    /// Makes `stamp` show `at`, and notes the instants it stands for.
+    #[inline(never)]
+    fn restamp(&mut self, at: Instant) {
         let ms = self.wall_ms(at);
         if ms != self.stamp_ms {
             if ms / 1000 != self.stamp_ms / 1000 || self.stamp_ms == u64::MAX {
@@ -302,9 +317,14 @@ impl Lines {
             self.stamp[STAMP - 4..STAMP].copy_from_slice(&[h, t, o, b'Z']);
             self.stamp_ms = ms;
         }
-        let end = self.text.len() + STAMP;
-        self.text.extend_from_slice(&self.stamp);
-        self.text.truncate(end);
+        // At `k` ms past the base's instant (and below a second), `wall_ms` reads the base's milliseconds plus `k`
+        // for a whole millisecond of instants. Before the base its milliseconds align otherwise: no span is kept.
+        const MS: Duration = Duration::from_millis(1);
+        self.span = self.base.and_then(|(mono, base_ms)| {
+            let k = ms.checked_sub(base_ms).filter(|k| *k < 1000)?;
+            let from = mono.checked_add(Duration::from_millis(k))?;
+            Some((from, from.checked_add(MS)?))
+        });
     }
 }
 
@@ -1025,6 +1045,26 @@ mod tests {
         assert_eq!(plain.request_headers(), ["content-length"]);
     }
 
+    proptest::proptest! {
+        /// A stamp reused for the lines of one millisecond reads what a fresh buffer would, in any order of instants
+        /// around the base (after it, and before it where milliseconds align otherwise).
+        #[test]
+        fn a_reused_stamp_reads_as_a_fresh_one(offsets in proptest::collection::vec(-900_000i64..999_999, 1..60)) {
+            let t0 = Instant::now() + Duration::from_secs(1);
+            let base = Some((t0, 1_700_000_000_000));
+            let mut lines = Lines { base, ..Lines::default() };
+            for us in offsets {
+                let d = Duration::from_micros(us.unsigned_abs());
+                let at = if us < 0 { t0 - d } else { t0 + d };
+                let mut fresh = Lines { base, ..Lines::default() };
+                fresh.iso8601(at);
+                lines.text.clear();
+                lines.iso8601(at);
+                proptest::prop_assert_eq!(&lines.text, &fresh.text, "{} µs", us);
+            }
+        }
+    }
+
     #[test]
     fn the_clock_reads_the_wall_clock_once_a_second() {
         let t0 = Instant::now();
@@ -1033,6 +1073,16 @@ mod tests {
         lines.iso8601(t0 + Duration::from_millis(999));
         lines.iso8601(t0.checked_sub(Duration::from_millis(300)).unwrap_or(t0));
         assert_eq!(lines.text, b"1970-01-01T00:00:01.007Z1970-01-01T00:00:01.999Z1970-01-01T00:00:00.700Z");
+        // Within the millisecond of a stamp the stamp is reused; past it, or back before it, it is made again.
+        lines.text.clear();
+        for us in [7_000, 7_999, 8_000, 7_500, 998_999] {
+            lines.iso8601(t0 + Duration::from_micros(us));
+        }
+        assert_eq!(
+            String::from_utf8_lossy(&lines.text),
+            "1970-01-01T00:00:01.007Z1970-01-01T00:00:01.007Z1970-01-01T00:00:01.008Z1970-01-01T00:00:01.007Z\
+             1970-01-01T00:00:01.998Z"
+        );
         // A second past its base, or before it, the clock reads the wall clock again.
         lines.text.clear();
         lines.iso8601(t0 + Duration::from_secs(1));
