@@ -423,7 +423,8 @@ impl Compiled {
         let mut before = Text::new("");
         for piece in pieces {
             match piece {
-                Piece::Lit(text) => before = text,
+                // Neighbouring literals are merged already; merge again all the same.
+                Piece::Lit(text) => before = Text::new(&format!("{}{}", before.as_str(), text.as_str())),
                 Piece::Value(op, emit) => values.push((std::mem::replace(&mut before, Text::new("")), op, emit)),
             }
         }

@@ -9,9 +9,19 @@
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 /// A request's headers as bytes: for each, the name's length (8 bytes, little-endian), the value's length, a
-/// sensitivity byte, then the name and the value.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct KeptHeaders(Vec<u8>);
+/// sensitivity byte, then the name and the value; and how many there are.
+#[derive(Default, Clone, PartialEq, Eq)]
+pub struct KeptHeaders {
+    bytes: Vec<u8>,
+    count: usize,
+}
+
+/// The sizes only: the values may be credentials.
+impl std::fmt::Debug for KeptHeaders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeptHeaders").field("count", &self.count).field("bytes", &self.bytes.len()).finish()
+    }
+}
 
 /// The bytes before a header's name and value.
 const HEAD: usize = 17;
@@ -34,13 +44,13 @@ impl KeptHeaders {
             out.extend_from_slice(name);
             out.extend_from_slice(bytes);
         }
-        KeptHeaders(out)
+        KeptHeaders { bytes: out, count: map.len() }
     }
 
     /// The headers as a map, in their order (repeated names keep every value), with `spare` more places.
     pub fn to_map(&self, spare: usize) -> HeaderMap {
-        let mut map = HeaderMap::with_capacity(spare);
-        let mut rest = self.0.as_slice();
+        let mut map = HeaderMap::with_capacity(self.count + spare);
+        let mut rest = self.bytes.as_slice();
         while let Some((head, tail)) = rest.split_first_chunk::<HEAD>() {
             let len = |at: usize| {
                 let mut n = [0u8; 8];
@@ -84,12 +94,14 @@ mod tests {
         assert_eq!(pairs(&back), pairs(&map));
         assert!(back.get("authorization").is_some_and(HeaderValue::is_sensitive));
         assert!(back.get("x-tenant").is_some_and(|v| !v.is_sensitive()));
+        // Debug shows sizes, never values.
+        assert!(!format!("{:?}", KeptHeaders::of(&map)).contains("Bearer"));
     }
 
     #[test]
     fn no_headers_take_no_buffer() {
         let kept = KeptHeaders::of(&HeaderMap::new());
-        assert_eq!(kept.0.capacity(), 0);
+        assert_eq!(kept.bytes.capacity(), 0);
         assert!(kept.to_map(0).is_empty());
     }
 
@@ -99,8 +111,8 @@ mod tests {
         map.append("a", HeaderValue::from_static("1"));
         map.append("b", HeaderValue::from_static("2"));
         let kept = KeptHeaders::of(&map);
-        for cut in 0..kept.0.len() {
-            let back = KeptHeaders(kept.0[..cut].to_vec()).to_map(0);
+        for cut in 0..kept.bytes.len() {
+            let back = KeptHeaders { bytes: kept.bytes[..cut].to_vec(), count: 2 }.to_map(0);
             let whole = if cut >= HEAD + 2 { 1 } else { 0 };
             assert_eq!(back.len(), whole, "cut at {cut}");
         }

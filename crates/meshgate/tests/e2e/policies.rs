@@ -4,7 +4,8 @@
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    Backend, Behaviour, Gateway, backend_yaml, client, eventually, free_port, gateway_yaml, get, send, write_config,
+    Backend, Behaviour, Gateway, backend_yaml, client, eventually, free_port, gateway_yaml, get, send, send_body,
+    write_config,
 };
 
 /// A gateway on `port` with MeshHTTPRoutes `limited` (`/limited`, `/slow`…) and `free` (`/`), all to `service`.
@@ -164,7 +165,11 @@ async fn retries_turn_a_flaky_backend_into_full_success() {
     let mut config = gateway_with_routes(port, &[&flaky]);
     // Without the mesh's default retry policy, 2 of 3 requests fail.
     config.push_str("---\ntype: Mesh\nname: default\nskipCreatingInitialPolicies: ['*']\n");
-    config.push_str(&route("all", "/", "flaky"));
+    // The route adds a request header: a retried attempt must carry it once, as the first did.
+    config.push_str(&route("all", "/", "flaky").replace(
+        "      default:\n",
+        "      default:\n        filters:\n        - {type: RequestHeaderModifier, requestHeaderModifier: {add: [{name: x-added, value: once}]}}\n",
+    ));
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("config.yaml"), &config).unwrap();
     let gw = Gateway::start(dir.path(), &[]).await;
@@ -193,11 +198,14 @@ async fn retries_turn_a_flaky_backend_into_full_success() {
     let c = client();
     let asked = [("content-type", "text/plain"), ("x-client", "kept"), ("x-forwarded-for", "10.0.0.1")];
     for i in 0..30 {
-        // A POST with a small body is replayed on each attempt. Two of every three attempts fail, so each request
-        // succeeds on its third attempt: the retried one carries the client's headers and the forwarding headers
-        // derived again, as the first did.
-        let r = send(&c, "POST", port, "a.example.com", "/", &asked).await;
+        // A small body is replayed on each attempt (a bodiless request on every other one). Two of every three
+        // attempts fail, so each request succeeds on its third attempt: the retried one carries the body, the
+        // client's headers, and the forwarding and route headers derived again, as the first did.
+        let body = if i % 2 == 0 { "hello" } else { "" };
+        let r = send_body(&c, "POST", port, "a.example.com", "/", &asked, body).await;
         assert_eq!(r.status, 200, "request {i} failed despite retries: {r:?}");
+        assert_eq!(r.json()["body"], body, "{r:?}");
+        assert_eq!(r.upstream_header("x-added").as_deref(), Some("once"), "{r:?}");
         assert_eq!(r.upstream_header("x-client").as_deref(), Some("kept"), "{r:?}");
         assert_eq!(r.upstream_header("x-forwarded-for").as_deref(), Some("10.0.0.1, 127.0.0.1"), "{r:?}");
         assert_eq!(r.upstream_header("x-forwarded-proto").as_deref(), Some("http"), "{r:?}");

@@ -492,11 +492,39 @@ pub async fn send(
     path: &str,
     headers: &[(&str, &str)],
 ) -> Reply {
+    send_request(request(client, method, port, host, path, headers)).await
+}
+
+/// Like [`send`], with a request body.
+pub async fn send_body(
+    client: &reqwest::Client,
+    method: &str,
+    port: u16,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &'static str,
+) -> Reply {
+    send_request(request(client, method, port, host, path, headers).body(body)).await
+}
+
+fn request(
+    client: &reqwest::Client,
+    method: &str,
+    port: u16,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> reqwest::RequestBuilder {
     let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
     let mut req = client.request(method, format!("http://127.0.0.1:{port}{path}")).header("host", host);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
+    req
+}
+
+async fn send_request(req: reqwest::RequestBuilder) -> Reply {
     let resp = req.send().await.unwrap();
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
