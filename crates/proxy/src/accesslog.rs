@@ -359,6 +359,12 @@ enum Text {
     Long(Box<str>),
 }
 
+impl Default for Text {
+    fn default() -> Text {
+        Text::Short([0; SHORT], 0)
+    }
+}
+
 impl Text {
     fn new(s: &str) -> Text {
         if s.len() <= SHORT {
@@ -401,43 +407,26 @@ enum Emit {
     Quoted { escape: bool },
 }
 
-/// A piece of a compiled line: literal text (keys, quotes and punctuation already merged), or an operator's value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Piece {
-    Lit(Text),
-    Value(Op, Emit),
-}
-
 /// A compiled line (or JSON value): each value with the literal text before it, then the text after the last. One
 /// step per value, with no step of its own for a literal.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Compiled {
     values: Vec<(Text, Op, Emit)>,
     tail: Text,
 }
 
 impl Compiled {
-    /// Pairs each value of `pieces` (merged as [`push_piece`] leaves them) with the literal before it.
-    fn of(pieces: Vec<Piece>) -> Compiled {
-        let mut values = Vec::new();
-        let mut before = Text::new("");
-        for piece in pieces {
-            match piece {
-                // Neighbouring literals are merged already; merge again all the same.
-                Piece::Lit(text) => before = Text::new(&format!("{}{}", before.as_str(), text.as_str())),
-                Piece::Value(op, emit) => values.push((std::mem::replace(&mut before, Text::new("")), op, emit)),
-            }
+    /// Appends literal text (merged with the literal before it).
+    fn lit(&mut self, s: &str) {
+        if !s.is_empty() {
+            self.tail = Text::new(&format!("{}{s}", self.tail.as_str()));
         }
-        Compiled { values, tail: before }
     }
-}
 
-/// Appends a piece, merging neighbouring literals.
-fn push_piece(pieces: &mut Vec<Piece>, piece: Piece) {
-    match (pieces.last_mut(), piece) {
-        (Some(Piece::Lit(last)), Piece::Lit(more)) => *last = Text::new(&format!("{}{}", last.as_str(), more.as_str())),
-        (_, Piece::Lit(more)) if more.as_str().is_empty() => {}
-        (_, piece) => pieces.push(piece),
+    /// Appends a value, after the literal text so far.
+    fn value(&mut self, op: &Op, emit: Emit) {
+        let before = std::mem::take(&mut self.tail);
+        self.values.push((before, op.clone(), emit));
     }
 }
 
@@ -448,31 +437,25 @@ fn json_escaped(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn lit(s: &str) -> Piece {
-    Piece::Lit(Text::new(s))
-}
-
-/// The pieces of a JSON value: a lone numeric operator stays a number, a lone operator that may be missing is a
-/// string or null, anything else is a string with `-` for missing parts.
-fn json_value(t: &Template) -> Vec<Piece> {
-    let mut pieces = Vec::new();
+/// Appends the pieces of a JSON value: a lone numeric operator stays a number, a lone operator that may be missing
+/// is a string or null, anything else is a string with `-` for missing parts.
+fn json_value(t: &Template, out: &mut Compiled) {
     match t.0.as_slice() {
-        [op] if op.numeric() => pieces.push(Piece::Value(op.clone(), Emit::Number)),
+        [op] if op.numeric() => out.value(op, Emit::Number),
         [op] if !matches!(op, Op::Literal(_)) && !op.always_present() => {
-            pieces.push(Piece::Value(op.clone(), Emit::Quoted { escape: !op.escape_free() }));
+            out.value(op, Emit::Quoted { escape: !op.escape_free() });
         }
         ops => {
-            pieces.push(lit("\""));
+            out.lit("\"");
             for op in ops {
                 match op {
-                    Op::Literal(s) => push_piece(&mut pieces, lit(&json_escaped(s))),
-                    op => pieces.push(Piece::Value(op.clone(), Emit::Text { escape: !op.escape_free() })),
+                    Op::Literal(s) => out.lit(&json_escaped(s)),
+                    op => out.value(op, Emit::Text { escape: !op.escape_free() }),
                 }
             }
-            push_piece(&mut pieces, lit("\""));
+            out.lit("\"");
         }
     }
-    pieces
 }
 
 impl Entry<'_> {
@@ -659,43 +642,43 @@ impl Formatter {
     /// The formatter of a plan format.
     pub fn new(f: &LogFormat) -> Formatter {
         let templates: Vec<Template>;
-        let mut line = Vec::new();
+        let mut line = Compiled::default();
         let mut omit_empty = None;
         match f {
             LogFormat::Plain(text) => {
                 let t = Template::parse(text);
                 for op in &t.0 {
                     match op {
-                        Op::Literal(s) => push_piece(&mut line, lit(s)),
-                        op => line.push(Piece::Value(op.clone(), Emit::Text { escape: false })),
+                        Op::Literal(s) => line.lit(s),
+                        op => line.value(op, Emit::Text { escape: false }),
                     }
                 }
-                push_piece(&mut line, lit("\n"));
+                line.lit("\n");
                 templates = vec![t];
             }
             LogFormat::Json { fields, omit_empty: omit } => {
                 templates = fields.iter().map(|(_, v)| Template::parse(v)).collect();
-                let keyed: Vec<(Box<str>, Vec<Piece>)> = fields
-                    .iter()
-                    .zip(&templates)
-                    .map(|((k, _), t)| (format!("\"{}\":", json_escaped(k)).into(), json_value(t)))
-                    .collect();
+                let keys = fields.iter().map(|(k, _)| format!("\"{}\":", json_escaped(k)));
                 if *omit {
-                    omit_empty = Some(keyed.into_iter().map(|(k, v)| (k, Compiled::of(v))).collect());
-                } else {
-                    push_piece(&mut line, lit("{"));
-                    for (i, (key, value)) in keyed.into_iter().enumerate() {
-                        push_piece(&mut line, lit(if i == 0 { "" } else { "," }));
-                        push_piece(&mut line, lit(&key));
-                        for piece in value {
-                            push_piece(&mut line, piece);
-                        }
+                    let mut keyed = Vec::new();
+                    for (key, t) in keys.zip(&templates) {
+                        let mut value = Compiled::default();
+                        json_value(t, &mut value);
+                        keyed.push((key.into_boxed_str(), value));
                     }
-                    push_piece(&mut line, lit("}\n"));
+                    omit_empty = Some(keyed);
+                } else {
+                    line.lit("{");
+                    for (i, (key, t)) in keys.zip(&templates).enumerate() {
+                        line.lit(if i == 0 { "" } else { "," });
+                        line.lit(&key);
+                        json_value(t, &mut line);
+                    }
+                    line.lit("}\n");
                 }
             }
         }
-        Formatter { line: Compiled::of(line), omit_empty, headers: request_headers(&templates) }
+        Formatter { line, omit_empty, headers: request_headers(&templates) }
     }
 
     /// The request headers (lowercase) the templates read, which the request path keeps for the log line.

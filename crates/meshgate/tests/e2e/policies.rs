@@ -202,7 +202,7 @@ async fn retries_turn_a_flaky_backend_into_full_success() {
         // attempts fail, so each request succeeds on its third attempt: the retried one carries the body, the
         // client's headers, and the forwarding and route headers derived again, as the first did.
         let body = if i % 2 == 0 { "hello" } else { "" };
-        let r = send_body(&c, "POST", port, "a.example.com", "/", &asked, body).await;
+        let r = send_body(&c, "POST", port, "a.example.com", "/", &asked, Some(body)).await;
         assert_eq!(r.status, 200, "request {i} failed despite retries: {r:?}");
         assert_eq!(r.json()["body"], body, "{r:?}");
         assert_eq!(r.upstream_header("x-added").as_deref(), Some("once"), "{r:?}");

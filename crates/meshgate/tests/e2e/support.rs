@@ -492,10 +492,10 @@ pub async fn send(
     path: &str,
     headers: &[(&str, &str)],
 ) -> Reply {
-    send_request(request(client, method, port, host, path, headers)).await
+    send_body(client, method, port, host, path, headers, None).await
 }
 
-/// Like [`send`], with a request body.
+/// Like [`send`], with a request body if `body` is given.
 pub async fn send_body(
     client: &reqwest::Client,
     method: &str,
@@ -503,28 +503,16 @@ pub async fn send_body(
     host: &str,
     path: &str,
     headers: &[(&str, &str)],
-    body: &'static str,
+    body: Option<&'static str>,
 ) -> Reply {
-    send_request(request(client, method, port, host, path, headers).body(body)).await
-}
-
-fn request(
-    client: &reqwest::Client,
-    method: &str,
-    port: u16,
-    host: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> reqwest::RequestBuilder {
     let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
     let mut req = client.request(method, format!("http://127.0.0.1:{port}{path}")).header("host", host);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    req
-}
-
-async fn send_request(req: reqwest::RequestBuilder) -> Reply {
+    if let Some(body) = body {
+        req = req.body(body);
+    }
     let resp = req.send().await.unwrap();
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
